@@ -1,0 +1,483 @@
+"""BackendBridgeAgent: VOLTTRON bus <-> AWS IoT Core (thin shell over the pure modules).
+
+Bus -> cloud: ``ven/metering``, ``ven/ack``, ``ven/event/report``, ``ven/event/state``,
+``ven/actuation`` go through the durable outbox; ``ven/status`` becomes a debounced shadow
+update. Cloud -> VEN: commands are checked, de-duplicated and handed to
+``ven.agent.handle_command(cmd, source="mqtt")``; the returned ack is published at once.
+Shadow deltas go to ``ven.agent.apply_shadow_config(change)``.
+"""
+
+from __future__ import annotations
+
+# volttron.client monkey-patches socket/ssl/os on import; it must come before anything that
+# imports ssl (requests, paho), or those keep references to the unpatched module.
+import volttron.utils as utils  # isort: skip
+from volttron.client.vip.agent import RPC, Agent, Core  # isort: skip
+from volttron.utils.commands import vip_main  # isort: skip
+
+import logging
+import os
+import random
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.queue
+import requests
+
+from ven_common.contract import ACK_SOURCE_MQTT, VEN_IDENTITY, BusTopics
+
+from backendbridge.batching import KIND_SHADOW, KIND_SHADOW_GET
+from backendbridge.bridge import FORWARDED_BUS_TOPICS, CommandPipeline, Routed, route_bus_message
+from backendbridge.config import BridgeConfig, ConfigError, load_config
+from backendbridge.drain import Drainer
+from backendbridge.gevent_link import GeventHandoff
+from backendbridge.mqtt_link import CertificateError, CloudLink, LinkSettings
+from backendbridge.outbox import DEAD_LETTER, DROPPED, Outbox
+from backendbridge.registration import RegistrationPolicy, RegistrationResult, register_once
+from backendbridge.shadow import ShadowVersionSync, apply_delta, build_reported
+
+_log = logging.getLogger(__name__)
+__version__ = "0.1.0"
+
+_SHADOW_MARGIN = 200  # room for "version" and "clientToken" added after building
+_EARLY_BUS_KEEP = 10_000
+_CERT_RECHECK_SEC = 60.0
+
+
+def agent_data_dir() -> Path:
+    """volttron-core 2.0.0rc38 starts agents with cwd = $VOLTTRON_HOME/agents/<identity> and
+    calls ``<cwd>/data`` the agent's data dir (aip.get_agent_data_dir); no env var is set."""
+    path = Path(os.environ.get("AGENT_DATA_DIR") or Path.cwd() / "data")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class BackendBridgeAgent(Agent):
+    def __init__(self, config_path: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._defaults: dict[str, Any] = utils.load_config(config_path) or {}
+        self.vip.config.set_default("config", self._defaults)
+        self.vip.config.subscribe(self._configure, actions=["NEW", "UPDATE"], pattern="config")
+        self._cfg: BridgeConfig | None = None
+        self._outbox: Outbox | None = None
+        self._link: CloudLink | None = None
+        self._drainer: Drainer | None = None
+        self._handoff: GeventHandoff | None = None
+        self._pipeline: CommandPipeline | None = None
+        self._shadow_sync = ShadowVersionSync()
+        self._wake = gevent.event.Event()
+        self._commands: gevent.queue.Queue[bytes] = gevent.queue.Queue(maxsize=1000)
+        self._early_bus: deque[tuple[str, Any]] = deque(maxlen=_EARLY_BUS_KEEP)
+        self._greenlets: list[gevent.Greenlet] = []
+        self._registration_glet: gevent.Greenlet | None = None
+        self._shadow_timer: gevent.Greenlet | None = None
+        self._latest_status: dict[str, Any] | None = None
+        self._desired_echo: dict[str, Any] = {}
+        self._desired_refused: dict[str, str] = {}
+        self._cert_errors: list[str] = []
+        self._registration: RegistrationResult | None = None
+        self._bus_skipped = 0
+        self._commands_dropped = 0
+        self._duplicates_dup_flag = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @Core.receiver("onstart")
+    def _onstart(self, sender: Any, **kwargs: Any) -> None:
+        # @PubSub.subscribe is never registered on volttron-core rc38: subscribe explicitly.
+        for topic in (*FORWARDED_BUS_TOPICS, BusTopics.STATUS):
+            self.vip.pubsub.subscribe("pubsub", topic, self._on_bus).get(timeout=10)
+        _log.info("subscribed to %s", ", ".join((*FORWARDED_BUS_TOPICS, BusTopics.STATUS)))
+
+    @Core.receiver("onstop")
+    def _onstop(self, sender: Any, **kwargs: Any) -> None:
+        self._stop_runtime()
+
+    def _configure(self, config_name: str, action: str, contents: Any) -> None:
+        try:
+            cfg = load_config(contents)
+        except ConfigError as exc:
+            _log.error("%s", exc)
+            if self._cfg is not None:
+                _log.error("keeping the previous configuration")
+            return
+        if cfg == self._cfg:
+            return
+        self._stop_runtime()
+        self._start_runtime(cfg)
+
+    def _start_runtime(self, cfg: BridgeConfig) -> None:
+        self._cfg = cfg
+        self._outbox = Outbox(
+            cfg.outbox_file(agent_data_dir()),
+            max_messages=cfg.outbox_max_messages,
+            drop_policy=cfg.outbox_drop_policy,
+            synchronous=cfg.outbox_synchronous,
+        )
+        _log.info("outbox %s: %d queued, last seq %d", self._outbox.path, self._outbox.depth(), self._outbox.last_seq())
+        self._pipeline = CommandPipeline(cfg.thing_name, dedupe_capacity=cfg.dedupe_capacity)
+        self._handoff = GeventHandoff()
+        topics = cfg.mqtt_topics()
+        settings = LinkSettings(
+            thing=cfg.thing_name,
+            endpoint=cfg.endpoint,
+            port=cfg.port,
+            ca=cfg.ca_file,
+            cert=cfg.cert_file,
+            key=cfg.key_file,
+            topics=topics,
+            keepalive=cfg.keepalive,
+            reconnect_min=cfg.reconnect_min_sec,
+            reconnect_max=cfg.reconnect_max_sec,
+            stable_after=cfg.stable_after_sec,
+            max_inflight=cfg.max_inflight,
+        )
+        self._link = CloudLink(settings, self, handoff=self._handoff, rng=random.Random())
+        self._drainer = Drainer(
+            self._outbox,
+            self._link,
+            ven_id=cfg.thing_name,
+            batch_max_readings=cfg.batch_max_readings,
+            max_inflight=cfg.max_inflight,
+            max_publish_per_sec=cfg.max_publish_per_sec,
+        )
+        while self._early_bus:
+            self._on_bus_message(*self._early_bus.popleft())
+        self._greenlets = [
+            gevent.spawn(self._drain_loop),
+            gevent.spawn(self._command_loop),
+            gevent.spawn(self._status_loop),
+            gevent.spawn(self._link_starter),
+        ]
+        if cfg.backend_url and cfg.registration_enabled:
+            self._registration_glet = gevent.spawn(self._registration_loop)
+
+    def _stop_runtime(self) -> None:
+        for glet in [*self._greenlets, self._registration_glet, self._shadow_timer]:
+            if glet is not None:
+                glet.kill(block=False)
+        self._greenlets = []
+        self._registration_glet = None
+        self._shadow_timer = None
+        if self._link is not None:
+            try:
+                self._link.stop(reason="shutdown", sleep=gevent.sleep)
+            except Exception:
+                _log.exception("error while disconnecting")
+            self._link = None
+        if self._handoff is not None:
+            self._handoff.close()
+            self._handoff = None
+        if self._outbox is not None:
+            self._outbox.close()
+            self._outbox = None
+        self._drainer = None
+
+    def _link_starter(self) -> None:
+        """Start the link; with bad certificates keep queueing and re-check periodically."""
+        while self._link is not None:
+            try:
+                self._link.start()
+                self._cert_errors = []
+                return
+            except CertificateError as exc:
+                self._cert_errors = exc.problems
+                for problem in exc.problems:
+                    _log.error("cannot connect to AWS IoT: %s", problem)
+                gevent.sleep(_CERT_RECHECK_SEC)
+
+    # -- bus -> cloud ------------------------------------------------------------------
+
+    def _on_bus(self, peer: str, sender: str, bus: str, topic: str, headers: Any, message: Any) -> None:
+        if sender == self.core.identity:
+            return
+        if self._outbox is None:
+            self._early_bus.append((topic, message))
+            return
+        self._on_bus_message(topic, message)
+
+    def _on_bus_message(self, topic: str, message: Any) -> None:
+        assert self._cfg is not None
+        if topic == BusTopics.STATUS:
+            self._on_status(message)
+            return
+        routed = route_bus_message(topic, message, self._cfg.mqtt_topics())
+        if not isinstance(routed, Routed):
+            self._bus_skipped += 1
+            _log.debug("not forwarding %s: %s", topic, routed)
+            return
+        self._enqueue(routed.kind, routed.topic, routed.payload)
+
+    def _enqueue(self, kind: str, topic: str, payload: dict[str, Any], supersede: bool = False) -> None:
+        if self._outbox is None:
+            return
+        try:
+            self._outbox.enqueue(kind, topic, payload, supersede=supersede)
+        except (ValueError, TypeError) as exc:
+            _log.error("cannot queue %s for %s: %s", kind, topic, exc)
+            return
+        self._wake.set()
+
+    def _drain_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                wait = self._drainer.pump() if self._drainer else None
+            except Exception:
+                _log.exception("drain failed")
+                wait = 1.0
+            if wait == 0.0:
+                gevent.sleep(0)
+                continue
+            # A periodic look even without a wake-up, in case a PUBACK was missed.
+            self._wake.wait(timeout=5.0 if wait is None else wait)
+
+    # -- shadow ------------------------------------------------------------------------
+
+    def _on_status(self, message: Any) -> None:
+        if isinstance(message, dict):
+            self._latest_status = message
+        if self._shadow_timer is None and self._cfg is not None:
+            self._shadow_timer = gevent.spawn_later(self._cfg.shadow_debounce_sec, self._debounced_shadow)
+
+    def _debounced_shadow(self) -> None:
+        self._shadow_timer = None
+        self._push_shadow()
+
+    def _push_shadow(self, version: int | None = None) -> None:
+        if self._cfg is None:
+            return
+        echo: dict[str, Any] = dict(self._desired_echo)
+        if self._desired_refused:
+            echo["desired_refused"] = dict(self._desired_refused)
+        doc = build_reported(
+            self._latest_status,
+            bridge=self._bridge_counters(),
+            desired_echo=echo,
+            max_bytes=8 * 1024 - _SHADOW_MARGIN,
+        )
+        if version is None:
+            self._shadow_sync.fresh_update()
+        else:
+            doc["version"] = version
+        self._enqueue(KIND_SHADOW, self._cfg.mqtt_topics().shadow_update, doc, supersede=True)
+
+    def on_shadow_delta(self, doc: dict[str, Any]) -> None:
+        gevent.spawn(self._apply_delta, doc)
+
+    def _apply_delta(self, doc: dict[str, Any]) -> None:
+        assert self._cfg is not None
+        self._shadow_sync.on_delta(doc)
+        outcome = apply_delta(doc.get("state"))
+        refused = dict(outcome.refused)
+        if outcome.change:
+            try:
+                result = self.vip.rpc.call(VEN_IDENTITY, "apply_shadow_config", outcome.change).get(
+                    timeout=self._cfg.rpc_timeout_sec
+                )
+            except Exception as exc:
+                _log.error("VEN did not take the shadow config %s: %s", outcome.change, exc)
+                refused.update({k: f"VEN agent unreachable: {exc}"[:200] for k in outcome.change})
+            else:
+                accepted = result if isinstance(result, dict) else {}
+                self._desired_echo.update({k: v for k, v in accepted.items() if k in outcome.change})
+                refused.update({k: "refused by the VEN" for k in outcome.change if k not in accepted})
+        if refused:
+            _log.warning("shadow delta keys refused: %s", refused)
+        self._desired_refused = refused
+        self._push_shadow()
+
+    def on_shadow_rejected(self, doc: dict[str, Any]) -> None:
+        _log.warning("shadow update rejected: %s", doc)
+        if self._shadow_sync.on_rejected(doc) and self._cfg is not None:
+            self._enqueue(KIND_SHADOW_GET, self._cfg.mqtt_topics().shadow_get, {})
+
+    def on_shadow_get_accepted(self, doc: dict[str, Any]) -> None:
+        version = self._shadow_sync.on_get_accepted(doc)
+        if version is not None:
+            self._push_shadow(version=version)
+
+    # -- cloud -> VEN ------------------------------------------------------------------
+
+    def on_command(self, payload: bytes, dup: bool) -> None:
+        # Ordered, one at a time: an "event" followed quickly by a "restore" must reach the
+        # VEN in that order.
+        try:
+            self._commands.put_nowait(payload)
+        except gevent.queue.Full:
+            self._commands_dropped += 1
+            _log.error("command queue full; dropping a command (%d bytes)", len(payload))
+
+    def _command_loop(self) -> None:
+        while True:
+            raw = self._commands.get()
+            try:
+                self._handle_command(raw)
+            except Exception:
+                _log.exception("command handling failed")
+
+    def _handle_command(self, raw: bytes) -> None:
+        assert self._pipeline is not None and self._cfg is not None
+        ack_topic = self._cfg.mqtt_topics().ack
+        admission = self._pipeline.admit(raw)
+        if admission.action == "reject":
+            assert admission.ack is not None
+            _log.warning("rejected command %s: %s", admission.correlation_id, admission.ack["reason"])
+            self._enqueue("ack", ack_topic, admission.ack)
+            return
+        if admission.action == "duplicate":
+            _log.info("duplicate command %s not forwarded", admission.correlation_id)
+            return
+        command = admission.command
+        assert command is not None
+        started = time.monotonic()
+        try:
+            result = self.vip.rpc.call(VEN_IDENTITY, "handle_command", command, source=ACK_SOURCE_MQTT).get(
+                timeout=self._cfg.rpc_timeout_sec
+            )
+        except Exception as exc:
+            _log.error("VEN unreachable for command %s: %s", admission.correlation_id, exc)
+            ack = self._pipeline.ack_unreachable(raw, command, f"{type(exc).__name__}: {exc}")
+        else:
+            ack = self._pipeline.ack_from_result(command, result)
+        _log.info(
+            "command %s %s -> %s in %.1f ms",
+            command.get("op"),
+            admission.correlation_id,
+            ack.get("status"),
+            (time.monotonic() - started) * 1000,
+        )
+        self._enqueue("ack", ack_topic, ack)
+
+    # -- link events -------------------------------------------------------------------
+
+    def on_connected(self, session_present: bool) -> None:
+        _log.info("cloud link up (session_present=%s)", session_present)
+        self._wake.set()
+        self._push_shadow()
+
+    def on_disconnected(self, reason: str) -> None:
+        _log.warning("cloud link down: %s", reason)
+
+    def on_puback(self, token: int) -> None:
+        if self._drainer is not None:
+            self._drainer.on_puback(token)
+        self._wake.set()
+
+    # -- status, registration ----------------------------------------------------------
+
+    def _bridge_counters(self) -> dict[str, Any]:
+        ob, dr, link = self._outbox, self._drainer, self._link
+        counters = ob.counters() if ob else {}
+        return {
+            "connected": bool(link and link.connected),
+            "queue_depth": ob.depth() if ob else 0,
+            "dropped": counters.get(DROPPED, 0),
+            "dead_letter": counters.get(DEAD_LETTER, 0),
+            "sent": dr.sent if dr else 0,
+            "acked": dr.acked if dr else 0,
+            "reconnects": link.reconnects if link else 0,
+        }
+
+    def _status(self) -> dict[str, Any]:
+        cfg, ob, dr, link, pipe = self._cfg, self._outbox, self._drainer, self._link, self._pipeline
+        counters = ob.counters() if ob else {}
+        return {
+            "connected": bool(link and link.connected),
+            "endpoint": f"{cfg.endpoint}:{cfg.port}" if cfg else None,
+            "thing": cfg.thing_name if cfg else None,
+            "last_connect": link.last_connect if link else None,
+            "last_disconnect": link.last_disconnect if link else None,
+            "last_error": link.last_error if link else None,
+            "cert_errors": list(self._cert_errors),
+            "queue_depth": ob.depth() if ob else 0,
+            "oldest_queued_age_sec": ob.oldest_age() if ob else None,
+            "inflight": dr.inflight if dr else 0,
+            "sent": dr.sent if dr else 0,
+            "acked": dr.acked if dr else 0,
+            "dropped": counters.get(DROPPED, 0),
+            "superseded": counters.get("superseded", 0),
+            "rejected": pipe.rejected if pipe else 0,
+            "rejected_by_reason": dict(pipe.checker.rejected) if pipe else {},
+            "duplicates": pipe.deduper.duplicates if pipe else 0,
+            "forwarded_commands": pipe.forwarded if pipe else 0,
+            "not_ready": pipe.not_ready if pipe else 0,
+            "commands_dropped": self._commands_dropped,
+            "dead_letter": counters.get(DEAD_LETTER, 0),
+            "reconnects": link.reconnects if link else 0,
+            "connect_failures": link.connect_failures if link else 0,
+            "bus_skipped": self._bus_skipped,
+            "registration": self._registration.detail if self._registration else None,
+        }
+
+    def _status_loop(self) -> None:
+        assert self._cfg is not None
+        last_shadow = time.monotonic()
+        while True:
+            gevent.sleep(self._cfg.status_interval_sec)
+            try:
+                self.vip.pubsub.publish("pubsub", BusTopics.BRIDGE_STATUS, message=self._status())
+            except Exception:
+                _log.exception("status publish failed")
+            if time.monotonic() - last_shadow >= self._cfg.shadow_interval_sec:
+                last_shadow = time.monotonic()
+                self._push_shadow()
+
+    def _register_attempt(self) -> RegistrationResult:
+        assert self._cfg is not None and self._cfg.backend_url
+        cfg = self._cfg
+        result = register_once(
+            requests.post,
+            cfg.backend_url,
+            cfg.thing_name,
+            timeout=cfg.registration_timeout_sec,
+            lat=cfg.latitude,
+            lon=cfg.longitude,
+        )
+        self._registration = result
+        (_log.info if result.ok else _log.warning)("backend registration: %s", result.detail)
+        return result
+
+    def _registration_loop(self) -> None:
+        policy = RegistrationPolicy(1.0, 300.0, random.Random())
+        while True:
+            result = self._register_attempt()
+            if result.ok or not result.retry:
+                return
+            gevent.sleep(policy.next_delay())
+
+    # -- RPC ---------------------------------------------------------------------------
+
+    @RPC.export
+    def get_status(self) -> dict[str, Any]:
+        return self._status()
+
+    @RPC.export
+    def register(self) -> dict[str, Any]:
+        """Register with the backend now; retries continue in the background if needed."""
+        if self._cfg is None or not self._cfg.backend_url:
+            return {"ok": False, "detail": "BACKEND_URL is not configured"}
+        if self._registration_glet is not None:
+            self._registration_glet.kill(block=False)
+        result = self._register_attempt()
+        if not result.ok and result.retry:
+            self._registration_glet = gevent.spawn(self._registration_loop)
+        return {"ok": result.ok, "status": result.status, "detail": result.detail}
+
+    @RPC.export
+    def flush_now(self) -> dict[str, Any]:
+        """Wake the drain loop (e.g. after a test changed the broker)."""
+        self._wake.set()
+        return {"queue_depth": self._outbox.depth() if self._outbox else 0}
+
+
+def main() -> None:
+    vip_main(BackendBridgeAgent, version=__version__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""The bridge's configuration: one frozen, validated model; every problem reported at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ven_common.contract import (
+    AWS_MAX_INFLIGHT,
+    AWS_MAX_PUBLISH_PER_SECOND,
+    DEFAULT_THING_NAME,
+    MqttTopics,
+)
+
+from backendbridge.limits import topic_problems
+
+# Environment variables that override the config store (the seed's deployment knobs).
+ENV_OVERRIDES: dict[str, str] = {
+    "IOT_THING_NAME": "thing_name",
+    "IOT_ENDPOINT": "endpoint",
+    "IOT_PORT": "port",
+    "BACKEND_URL": "backend_url",
+}
+
+
+class ConfigError(ValueError):
+    """Raised with every problem found, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid bridge config:\n  " + "\n  ".join(problems))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TopicConfig(_Frozen):
+    """MQTT topic names; the defaults are the seed's topic table."""
+
+    metering: str = "volttron/metering"
+    cmd_prefix: str = "ven/cmd"
+    ack_prefix: str = "ven/ack"
+    telemetry_prefix: str = "ven/telemetry"
+
+
+class BridgeConfig(_Frozen):
+    thing_name: str = Field(DEFAULT_THING_NAME, min_length=1)
+    endpoint: str = Field("localhost", min_length=1)
+    port: int = Field(8883, ge=1, le=65535)
+    backend_url: str | None = None
+
+    # Relative cert paths are resolved against cert_dir when it is set (else against the
+    # working directory); the file names default to the seed's.
+    cert_dir: str | None = None
+    ca_path: str = "certs/ca.pem"
+    cert_path: str = "certs/client.crt"
+    key_path: str = "certs/client.key"
+
+    topics: TopicConfig = TopicConfig()
+
+    # None = "<agent data dir>/outbox.sqlite".
+    outbox_path: str | None = None
+    outbox_max_messages: int = Field(200_000, ge=1)
+    outbox_drop_policy: Literal["drop_oldest"] = "drop_oldest"
+    # NORMAL survives a killed process (WAL); FULL also survives power loss at ~1 fsync/enqueue.
+    outbox_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+
+    batch_max_readings: int = Field(100, ge=1, le=10_000)
+    max_publish_per_sec: float = Field(50.0, gt=0, le=AWS_MAX_PUBLISH_PER_SECOND)
+    max_inflight: int = Field(AWS_MAX_INFLIGHT, ge=1, le=AWS_MAX_INFLIGHT)
+
+    reconnect_min_sec: float = Field(1.0, gt=0)
+    reconnect_max_sec: float = Field(30.0, gt=0)
+    stable_after_sec: float = Field(30.0, ge=0)
+    keepalive: int = Field(30, ge=30, le=1200)
+
+    shadow_interval_sec: float = Field(60.0, gt=0)
+    shadow_debounce_sec: float = Field(2.0, ge=0)
+    status_interval_sec: float = Field(10.0, gt=0)
+
+    rpc_timeout_sec: float = Field(10.0, gt=0)
+    dedupe_capacity: int = Field(4096, ge=16)
+    registration_enabled: bool = True
+    registration_timeout_sec: float = Field(5.0, gt=0)
+    latitude: float = Field(37.7749, ge=-90, le=90)
+    longitude: float = Field(-122.4194, ge=-180, le=180)
+
+    @field_validator("thing_name")
+    @classmethod
+    def _thing_is_topic_safe(cls, value: str) -> str:
+        # The thing name becomes a topic level and the MQTT client id (AWS: <= 128 bytes).
+        if any(ch in value for ch in "/+#\0") or len(value.encode()) > 128:
+            raise ValueError("must be <= 128 bytes without '/', '+', '#' or NUL")
+        return value
+
+    @field_validator("backend_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "BridgeConfig":
+        problems: list[str] = []
+        if self.reconnect_min_sec > self.reconnect_max_sec:
+            problems.append("reconnect_min_sec must be <= reconnect_max_sec")
+        for name, topic in self.mqtt_topics().all_publish_and_subscribe():
+            for problem in topic_problems(topic):
+                problems.append(f"topic {name} {topic!r}: {problem}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def mqtt_topics(self) -> "BridgeTopics":
+        return BridgeTopics(
+            thing=self.thing_name,
+            metering=self.topics.metering,
+            cmd_prefix=self.topics.cmd_prefix,
+            ack_prefix=self.topics.ack_prefix,
+            telemetry_prefix=self.topics.telemetry_prefix,
+        )
+
+    def _resolve(self, path: str) -> Path:
+        p = Path(path).expanduser()
+        if p.is_absolute() or self.cert_dir is None:
+            return p
+        return Path(self.cert_dir).expanduser() / p
+
+    @property
+    def ca_file(self) -> Path:
+        return self._resolve(self.ca_path)
+
+    @property
+    def cert_file(self) -> Path:
+        return self._resolve(self.cert_path)
+
+    @property
+    def key_file(self) -> Path:
+        return self._resolve(self.key_path)
+
+    def outbox_file(self, data_dir: str | os.PathLike[str]) -> Path:
+        return Path(self.outbox_path) if self.outbox_path else Path(data_dir) / "outbox.sqlite"
+
+
+class BridgeTopics(MqttTopics):
+    """The contract's topics plus the list the config validator checks against AWS limits."""
+
+    def all_publish_and_subscribe(self) -> list[tuple[str, str]]:
+        return [
+            ("metering", self.metering),
+            ("cmd", self.cmd),
+            ("ack", self.ack),
+            ("telemetry", self.telemetry),
+            ("shadow_update", self.shadow_update),
+            ("shadow_update_delta", self.shadow_update_delta),
+            ("shadow_update_rejected", self.shadow_update_rejected),
+            ("shadow_get", self.shadow_get),
+            ("shadow_get_accepted", self.shadow_get_accepted),
+        ]
+
+    def subscriptions(self) -> list[str]:
+        return [self.cmd, self.shadow_update_delta, self.shadow_update_rejected, self.shadow_get_accepted]
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(f"{loc}: {msg}")
+    return out
+
+
+def load_config(raw: Mapping[str, Any] | None, env: Mapping[str, str] | None = None) -> BridgeConfig:
+    """Validate ``raw`` (config store / file contents) with environment overrides applied.
+
+    Raises :class:`ConfigError` listing every problem.
+    """
+    data: dict[str, Any] = dict(raw or {})
+    environ = os.environ if env is None else env
+    for var, key in ENV_OVERRIDES.items():
+        value = environ.get(var)
+        if value not in (None, ""):
+            data[key] = value
+    try:
+        return BridgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None

@@ -1,0 +1,258 @@
+"""Durable store-and-forward queue (SQLite, WAL) between the bus and the cloud link.
+
+* ``seq`` comes from an AUTOINCREMENT key, so it never goes backwards, not after deletes and
+  not after a restart: the backend can use it to order and de-duplicate.
+* A row is deleted only after the broker's PUBACK (:meth:`Outbox.ack`).
+* The queue is bounded. When full, the oldest rows are dropped (``drop_oldest``), counted in a
+  persisted counter and reported, because an unbounded queue on a VEN that is offline for
+  weeks would fill the disk instead.
+* Every write is one transaction; with WAL a committed row survives SIGKILL of the process.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    seq INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created REAL NOT NULL,
+    moved REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+# Counters persisted across restarts.
+DROPPED = "dropped"
+DEAD_LETTER = "dead_letter"
+SUPERSEDED = "superseded"
+_DEAD_LETTER_KEEP = 1000
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    seq: int
+    kind: str
+    topic: str
+    payload: dict[str, Any]
+    created: float
+
+
+class Outbox:
+    """A bounded FIFO of JSON payloads keyed by a monotonically increasing ``seq``."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_messages: int = 200_000,
+        drop_policy: Literal["drop_oldest"] = "drop_oldest",
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if drop_policy != "drop_oldest":
+            raise ValueError(f"unsupported drop policy {drop_policy!r}")
+        if max_messages < 1:
+            raise ValueError("max_messages must be >= 1")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_messages = max_messages
+        self._clock = clock
+        # The agent uses it from one thread; tests and benchmarks may not. Statements of one
+        # transaction must not interleave with another thread's, hence one lock per outbox.
+        self._lock = threading.RLock()
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves so each call is one transaction.
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        # COUNT(*) is O(n); keep the depth in memory (single writer) and count once here.
+        self._depth: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    # -- writing -----------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        kind: str,
+        topic: str,
+        payload: Mapping[str, Any],
+        *,
+        supersede: bool = False,
+    ) -> int:
+        """Store one message; returns its ``seq``.
+
+        ``supersede`` first deletes queued rows of the same kind and topic: a shadow update
+        replaces the previous one instead of replaying every stale state after an outage.
+        """
+        text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+        now = self._clock()
+        with self._tx() as db:
+            if supersede:
+                gone = db.execute(
+                    "DELETE FROM outbox WHERE kind = ? AND topic = ?", (kind, topic)
+                ).rowcount
+                if gone:
+                    self._depth -= gone
+                    self._bump(db, SUPERSEDED, gone)
+            overflow = self._depth + 1 - self.max_messages
+            if overflow > 0:
+                dropped = db.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                    (overflow,),
+                ).rowcount
+                self._depth -= dropped
+                self._bump(db, DROPPED, dropped)
+            cur = db.execute(
+                "INSERT INTO outbox (kind, topic, payload, created) VALUES (?, ?, ?, ?)",
+                (kind, topic, text, now),
+            )
+            self._depth += 1
+            seq = cur.lastrowid
+        assert seq is not None
+        return int(seq)
+
+    def ack(self, seqs: Iterable[int]) -> int:
+        """Remove PUBACKed rows; unknown seqs (dropped meanwhile) are ignored."""
+        seq_list = list(seqs)
+        if not seq_list:
+            return 0
+        with self._tx() as db:
+            gone = db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seq_list]).rowcount
+            self._depth -= gone
+        return gone
+
+    def dead_letter(self, seqs: Iterable[int], reason: str) -> int:
+        """Move rows that can never be published out of the queue (counted, last 1000 kept)."""
+        seq_list = list(seqs)
+        now = self._clock()
+        moved = 0
+        with self._tx() as db:
+            for seq in seq_list:
+                moved += db.execute(
+                    "INSERT OR REPLACE INTO dead_letter (seq, kind, topic, payload, created, moved, reason) "
+                    "SELECT seq, kind, topic, payload, created, ?, ? FROM outbox WHERE seq = ?",
+                    (now, reason[:500], seq),
+                ).rowcount
+                self._depth -= db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
+            self._bump(db, DEAD_LETTER, moved)
+            db.execute(
+                "DELETE FROM dead_letter WHERE seq NOT IN "
+                "(SELECT seq FROM dead_letter ORDER BY seq DESC LIMIT ?)",
+                (_DEAD_LETTER_KEEP,),
+            )
+        return moved
+
+    # -- reading -----------------------------------------------------------------------
+
+    def peek(self, limit: int, after_seq: int = 0) -> list[OutboxItem]:
+        """The oldest ``limit`` rows with ``seq > after_seq``, in seq order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, topic, payload, created FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        return [OutboxItem(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    def depth(self) -> int:
+        return self._depth
+
+    def oldest_age(self, now: float | None = None) -> float | None:
+        with self._lock:
+            row = self._db.execute("SELECT created FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return max(0.0, (self._clock() if now is None else now) - row[0])
+
+    def last_seq(self) -> int:
+        """The highest seq ever assigned (survives deletes: sqlite_sequence)."""
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        return int(row[0]) if row else 0
+
+    def counter(self, name: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def counters(self) -> dict[str, int]:
+        out = {DROPPED: 0, DEAD_LETTER: 0, SUPERSEDED: 0}
+        with self._lock:
+            out.update({n: int(v) for n, v in self._db.execute("SELECT name, value FROM counters")})
+        return out
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, kind, topic, created, moved, reason FROM dead_letter ORDER BY seq DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        keys = ("seq", "kind", "topic", "created", "moved", "reason")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _bump(self, db: sqlite3.Connection, name: str, by: int) -> None:
+        if by:
+            db.execute(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                (name, by),
+            )
+
+    def _tx(self) -> "_Transaction":
+        return _Transaction(self)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT; on error ROLLBACK and resync the in-memory depth."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._depth_before = outbox._depth
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._outbox._lock.acquire()
+        self._depth_before = self._outbox._depth
+        try:
+            self._outbox._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._outbox._lock.release()
+            raise
+        return self._outbox._db
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        db = self._outbox._db
+        try:
+            if exc_type is None:
+                db.execute("COMMIT")
+            else:
+                db.execute("ROLLBACK")
+                self._outbox._depth = self._depth_before
+        finally:
+            self._outbox._lock.release()

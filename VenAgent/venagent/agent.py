@@ -1,0 +1,232 @@
+"""VenAgent: the VOLTTRON shell around the demand-response core (``venagent.core``).
+
+Everything that decides lives in the core; this module only moves data: driver publishes in,
+commands in (VIP RPC from the bridge or other agents), driver writes and bus messages out.
+Circuits are reached only through ``platform.driver`` so any driver can replace the simulation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Mapping
+
+import gevent
+
+from volttron.client.vip.agent import RPC, Agent, Core
+from volttron.utils.commands import vip_main
+import volttron.utils as utils
+
+from ven_common.contract import DRIVER_IDENTITY, BusTopics
+from venagent.core.config import VenConfig
+from venagent.core.engine import CircuitSample, Effects, VenEngine
+from venagent.core.errors import VenError
+from venagent.core.store import VenStore
+
+_log = logging.getLogger(__name__)
+__version__ = "0.1.0"
+
+TICK_SEC = 0.5
+WRITE_TIMEOUT_SEC = 10.0
+
+
+class VenAgent(Agent):
+    def __init__(self, config_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._defaults: dict[str, Any] = utils.load_config(config_path) if config_path else {}
+        self._config: VenConfig | None = None
+        self._engine: VenEngine | None = None
+        self._started = False
+        self._devices: dict[str, list[str]] = {}
+        self.vip.config.set_default("config", self._defaults)
+        self.vip.config.subscribe(self._configure, actions=["NEW", "UPDATE"], pattern="config")
+
+    # -- configuration -------------------------------------------------------------------
+    def _configure(self, config_name: str, action: str, contents: Mapping[str, Any]) -> None:
+        thing = os.environ.get("IOT_THING_NAME")
+        data = dict(contents)
+        if thing and "thing_name" not in contents:
+            data["thing_name"] = thing
+        try:
+            config = VenConfig.from_dict(data)
+        except (VenError, ValueError) as exc:
+            # A bad config store update must not take down a running VEN: keep the old one.
+            _log.error("config %s rejected, keeping the previous one: %s", action, exc)
+            return
+        now = time.time()
+        if self._engine is None:
+            store = VenStore(str(self._data_dir() / "ven.sqlite"))
+            self._engine = VenEngine(config, store, random.Random())
+            self._config = config
+            self._apply(self._engine.resume(now), reason="resume")
+        else:
+            self._config = config
+            self._apply(self._engine.reconfigure(now, config), reason="reconfigure")
+        self._devices = self._device_points(config)
+        _log.info("configured: %d circuits on %d device(s)", len(config.circuits), len(self._devices))
+
+    def _data_dir(self) -> Path:
+        home = Path(os.environ.get("VOLTTRON_HOME", "~/.volttron")).expanduser()
+        path = home / "agents" / self.core.identity / "data"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @staticmethod
+    def _device_points(config: VenConfig) -> dict[str, list[str]]:
+        devices: dict[str, list[str]] = defaultdict(list)
+        for circuit in config.circuits:
+            devices[circuit.device].append(circuit.name)
+        return dict(devices)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @Core.receiver("onstart")
+    def onstart(self, sender: Any, **kwargs: Any) -> None:
+        # @PubSub.subscribe is never registered in volttron-core rc38: subscribe explicitly.
+        self.vip.pubsub.subscribe("pubsub", "devices/", self._on_device_publish).get(timeout=10)
+        self.core.periodic(TICK_SEC, self._tick, wait=TICK_SEC)
+        self._started = True
+        _log.info("VenAgent started as %s", self.core.identity)
+
+    def _tick(self) -> None:
+        if self._engine is None:
+            return
+        try:
+            self._apply(self._engine.tick(time.time()), reason="tick")
+        except Exception:  # noqa: BLE001 - the periodic must survive any single failure
+            _log.exception("tick failed")
+
+    def _on_device_publish(self, peer: str, sender: str, bus: str, topic: str,
+                           headers: Mapping[str, Any], message: Any) -> None:
+        if self._engine is None or self._config is None or not topic.endswith("/all"):
+            return
+        device = topic[len("devices/"):-len("/all")]
+        names = self._devices.get(device)
+        meter = self._config.meter
+        if names is None and (meter is None or meter.device != device):
+            return
+        values = message[0] if isinstance(message, list) and message else message
+        if not isinstance(values, dict):
+            return
+        by_name = {c.name: c for c in self._config.circuits}
+        samples: dict[str, CircuitSample] = {}
+        for name in names or ():
+            circuit = by_name[name]
+            enabled = values.get(circuit.enable_point)
+            kw = values.get(circuit.power_point)
+            samples[name] = CircuitSample(
+                enabled=bool(enabled) if isinstance(enabled, (bool, int, float)) else None,
+                kw=float(kw) if isinstance(kw, (int, float)) and not isinstance(kw, bool) else None,
+            )
+        meter_kw = None
+        if meter is not None and meter.device == device:
+            raw = values.get(meter.point)
+            meter_kw = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+        try:
+            self._apply(self._engine.on_readings(time.time(), samples, meter_kw), reason="readings")
+        except Exception:  # noqa: BLE001
+            _log.exception("handling readings from %s failed", topic)
+
+    # -- output --------------------------------------------------------------------------
+    def _apply(self, effects: Effects, reason: str, source: str | None = None) -> None:
+        if effects.writes:
+            self._write(effects.writes)
+        for topic, message in effects.messages:
+            if source is not None and topic == BusTopics.ACK:
+                message = dict(message, source=source)
+            self.vip.pubsub.publish("pubsub", topic, headers={"source": source or reason}, message=message)
+
+    def _write(self, writes: Mapping[str, bool]) -> None:
+        """One set_multiple_points per device, devices in parallel (set_point costs ~5x more)."""
+        assert self._config is not None
+        by_name = {c.name: c for c in self._config.circuits}
+        per_device: dict[str, list[list[Any]]] = defaultdict(list)
+        for name, enabled in writes.items():
+            circuit = by_name.get(name)
+            if circuit is not None:
+                per_device[circuit.device].append([circuit.enable_point, bool(enabled)])
+        calls = {
+            device: self.vip.rpc.call(DRIVER_IDENTITY, "set_multiple_points", device, points)
+            for device, points in per_device.items()
+        }
+        for device, result in calls.items():
+            try:
+                errors = result.get(timeout=WRITE_TIMEOUT_SEC)
+            except Exception as exc:  # noqa: BLE001 - a driver failure is logged, never fatal
+                _log.error("driver write to %s failed: %s", device, exc)
+                continue
+            if errors:
+                _log.error("driver write to %s reported errors: %s", device, errors)
+
+    # -- VIP RPC -------------------------------------------------------------------------
+    @RPC.export
+    def handle_command(self, command: Any, source: str = "rpc") -> dict[str, Any]:
+        """Handle a command dict (the MQTT schema) and return its ack (after the driver writes)."""
+        if self._engine is None:
+            return {"op": None, "status": "rejected", "reason": "VEN not configured yet", "reason_code": "not_ready",
+                    "correlationId": command.get("correlationId") if isinstance(command, dict) else None,
+                    "ts": int(time.time())}
+        ack, effects = self._engine.on_command(time.time(), command)
+        self._apply(effects, reason="command", source=source)
+        if ack.get("status") == "rejected":
+            _log.warning("command rejected (%s): %s", ack.get("correlationId"), ack.get("reason"))
+        return ack
+
+    @RPC.export
+    def send_event(self, shed_kw: float, duration_sec: float, event_id: str | None = None,
+                   start_ts: float | None = None, correlation_id: str | None = None) -> dict[str, Any]:
+        now = time.time()
+        command: dict[str, Any] = {
+            "op": "event",
+            "correlationId": correlation_id or f"rpc-{int(now * 1000)}-{random.randrange(10**6)}",
+            "event_id": event_id or f"evt-{int(now)}",
+            "shed_kw": shed_kw,
+            "duration_sec": duration_sec,
+        }
+        if start_ts is not None:
+            command["start_ts"] = start_ts
+        return self.handle_command(command, source="rpc")
+
+    @RPC.export
+    def restore(self, correlation_id: str | None = None) -> dict[str, Any]:
+        now = time.time()
+        return self.handle_command(
+            {"op": "restore", "correlationId": correlation_id or f"rpc-restore-{int(now * 1000)}"}, source="rpc")
+
+    @RPC.export
+    def get_status(self) -> dict[str, Any]:
+        if self._engine is None:
+            return {"power_kw": None, "shed_kw": 0.0, "active_event": None, "circuits": [], "ready": False}
+        return self._engine.status(time.time())
+
+    @RPC.export
+    def get_events(self) -> list[dict[str, Any]]:
+        return [] if self._engine is None else self._engine.events()
+
+    @RPC.export
+    def set_override(self, circuit: str, state: bool | None) -> dict[str, Any]:
+        if self._engine is None:
+            return {"ok": False, "error": "VEN not configured yet"}
+        if state is not None and not isinstance(state, bool):
+            return {"ok": False, "error": "state must be true, false or null (clear)"}
+        try:
+            effects = self._engine.set_override(time.time(), circuit, state)
+        except ValueError as exc:
+            return {"ok": False, "error": str(exc)}
+        self._apply(effects, reason="override")
+        return {"ok": True, "circuit": circuit, "override": state}
+
+
+def main() -> None:
+    vip_main(VenAgent, version=__version__)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        pass

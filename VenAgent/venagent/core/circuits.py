@@ -1,0 +1,133 @@
+"""Last-known state of every configured circuit, merged from partial driver publishes.
+
+The driver publishes per device, so one reading carries only some circuits; we merge with what
+we knew. We also remember *when* each circuit last went on and off, because min_on/min_off are
+about time since the last switch, whoever switched it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from venagent.core.config import CircuitConfig
+
+
+@dataclass(frozen=True)
+class CircuitSample:
+    """What a driver publish told us about one circuit (None = not in this publish or unreadable)."""
+
+    enabled: bool | None
+    kw: float | None
+
+
+@dataclass
+class CircuitState:
+    enabled: bool | None = None
+    kw: float | None = None
+    # None means "not seen switching": treated as long ago, so min_on/min_off are satisfied.
+    on_since: float | None = None
+    off_since: float | None = None
+    # A switch we commanded and have not yet seen in a reading: when it shows up, the timer
+    # already started at the write and must not restart at the (later) reading.
+    pending: bool | None = None
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return None
+    return as_float if math.isfinite(as_float) else None
+
+
+@dataclass
+class CircuitTracker:
+    """Mutable live state, keyed by circuit name, restricted to the configured circuits."""
+
+    configs: dict[str, CircuitConfig]
+    states: dict[str, CircuitState] = field(default_factory=dict)
+    meter_kw: float | None = None
+    has_meter: bool = False
+
+    @classmethod
+    def for_config(cls, circuits: Iterable[CircuitConfig], has_meter: bool) -> CircuitTracker:
+        configs = {c.name: c for c in circuits}
+        return cls(configs=configs, states={n: CircuitState() for n in configs}, has_meter=has_meter)
+
+    def reconfigure(self, circuits: Iterable[CircuitConfig], has_meter: bool) -> None:
+        """Keep what we know about circuits that survive; forget removed ones."""
+        self.configs = {c.name: c for c in circuits}
+        self.states = {n: self.states.get(n, CircuitState()) for n in self.configs}
+        self.has_meter = has_meter
+        if not has_meter:
+            self.meter_kw = None
+
+    def merge(self, now: float, samples: Mapping[str, CircuitSample], meter_kw: float | None) -> None:
+        for name, sample in samples.items():
+            state = self.states.get(name)
+            if state is None or not isinstance(sample, CircuitSample):
+                continue
+            if isinstance(sample.enabled, bool):
+                self._observe_switch(now, state, sample.enabled)
+            kw = _finite(sample.kw)
+            if kw is not None:
+                state.kw = kw
+        meter = _finite(meter_kw)
+        if self.has_meter and meter is not None:
+            self.meter_kw = meter
+
+    def _observe_switch(self, now: float, state: CircuitState, enabled: bool) -> None:
+        # Only a change we *see* starts a timer; the first reading says nothing about when it switched.
+        if state.enabled is not None and state.enabled != enabled and state.pending != enabled:
+            if enabled:
+                state.on_since = now
+            else:
+                state.off_since = now
+        if state.pending == enabled:
+            state.pending = None
+        state.enabled = enabled
+
+    def note_write(self, now: float, name: str, enabled: bool) -> None:
+        """We commanded a switch: start its min_on/min_off timer now (the reading will follow)."""
+        state = self.states.get(name)
+        if state is None:
+            return
+        state.pending = enabled
+        if enabled:
+            state.on_since = now
+        else:
+            state.off_since = now
+
+    def total_kw(self) -> float | None:
+        """Meter when configured and known, else the sum of known circuit kW (None if nothing known)."""
+        if self.has_meter and self.meter_kw is not None:
+            return self.meter_kw
+        known = [s.kw for s in self.states.values() if s.kw is not None]
+        return math.fsum(known) if known else None
+
+    def kw_estimate(self, name: str) -> float:
+        """Current kW, falling back to rated kW for an enabled circuit whose power is unknown."""
+        state = self.states[name]
+        if state.kw is not None:
+            return state.kw
+        return self.configs[name].rated_kw if state.enabled else 0.0
+
+    def min_on_met(self, now: float, name: str) -> bool:
+        since = self.states[name].on_since
+        return since is None or now - since >= self.configs[name].min_on_sec
+
+    def min_off_met(self, now: float, name: str) -> bool:
+        since = self.states[name].off_since
+        return since is None or now - since >= self.configs[name].min_off_sec
+
+    def off_ready_at(self, name: str) -> float | None:
+        """Earliest time the circuit may be switched back on (None = any time)."""
+        since = self.states[name].off_since
+        return None if since is None else since + self.configs[name].min_off_sec
+
+    def snapshot_enabled(self) -> dict[str, bool | None]:
+        return {n: s.enabled for n, s in self.states.items()}

@@ -1,0 +1,156 @@
+"""Typed VEN configuration, parsed from the VOLTTRON config store's JSON.
+
+Models are frozen and reject unknown keys so a typo in the config store fails loudly instead of
+silently running with a default. :meth:`VenConfig.from_dict` reports every problem at once in a
+single :class:`ConfigError`, because fixing a config one error per restart is miserable.
+
+Defaults follow the seed; ``meter`` defaults to ``None`` (total power = sum of circuits) and
+``overrides`` to ``{}``, since those two cannot have a universally valid default.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from venagent.core.errors import ConfigError
+
+_MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class CircuitConfig(BaseModel):
+    """One controllable circuit (a driver point pair: an enable switch and a power reading)."""
+
+    model_config = _MODEL_CONFIG
+
+    name: str = Field(min_length=1, max_length=128)
+    device: str = Field(min_length=1)
+    enable_point: str = Field(min_length=1)
+    power_point: str = Field(min_length=1)
+    rated_kw: float = Field(gt=0)
+    # Shed in ascending priority: 0/1 go first; a higher number is more important.
+    priority: int = Field(ge=0)
+    critical: bool = False
+    min_off_sec: float = Field(default=0.0, ge=0)
+    min_on_sec: float = Field(default=0.0, ge=0)
+
+
+class MeterConfig(BaseModel):
+    """The whole-building meter point; when absent the total is the sum of the circuits."""
+
+    model_config = _MODEL_CONFIG
+
+    device: str = Field(min_length=1)
+    point: str = Field(min_length=1)
+
+
+class VenConfig(BaseModel):
+    """The whole VEN configuration."""
+
+    model_config = _MODEL_CONFIG
+
+    thing_name: str = Field(default="volttron_thing", min_length=1, max_length=128)
+    metering_interval_sec: float = Field(default=1.0, gt=0)
+    baseline_samples: int = Field(default=60, ge=1)
+    mv_baseline_window_sec: float = Field(default=300.0, gt=0)
+    max_event_duration_sec: float = Field(default=86400.0, gt=0)
+    max_shed_kw: float = Field(default=1000.0, gt=0)
+    max_schedule_ahead_sec: float = Field(default=604800.0, ge=0)
+    restore_spacing_sec: float = Field(default=2.0, ge=0)
+    restore_jitter_sec: float = Field(default=1.0, ge=0)
+    hold_confirm_sec: float = Field(default=5.0, ge=0)
+    ack_cache_size: int = Field(default=10000, ge=1)
+    circuits: tuple[CircuitConfig, ...] = Field(min_length=1)
+    meter: MeterConfig | None = None
+    overrides: Mapping[str, bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> VenConfig:
+        problems = _cross_field_problems(
+            [c.name for c in self.circuits], list(self.overrides)
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VenConfig:
+        """Validate ``data``; raise one :class:`ConfigError` listing every problem."""
+        if not isinstance(data, Mapping):
+            raise ConfigError([f"config must be a JSON object, got {type(data).__name__}"])
+        try:
+            return cls.model_validate(_json_friendly(data))
+        except ValidationError as exc:
+            errors = exc.errors()
+            cross_ran = any(err["type"] == "value_error" and not err["loc"] for err in errors)
+            problems = [
+                problem
+                for err in errors
+                if not _is_echo(err, errors)
+                for problem in _describe(err).split("; ")
+            ]
+            # Pydantic skips the "after" validator when a field failed; run the cross-field rules
+            # on the raw data so those problems are reported in the same round.
+            if not cross_ran:
+                problems.extend(_raw_cross_field_problems(data))
+            raise ConfigError(problems) from None
+
+    def circuit(self, name: str) -> CircuitConfig | None:
+        return self.circuits_by_name.get(name)
+
+    @property
+    def circuits_by_name(self) -> dict[str, CircuitConfig]:
+        return {c.name: c for c in self.circuits}
+
+
+def _json_friendly(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Strict mode refuses ints for float fields only when they are bools; JSON lists → tuples."""
+    out = dict(data)
+    if isinstance(out.get("circuits"), list):
+        out["circuits"] = tuple(out["circuits"])
+    return out
+
+
+def _cross_field_problems(names: list[str], override_names: list[str]) -> list[str]:
+    problems = []
+    dupes = sorted(n for n, count in Counter(names).items() if count > 1)
+    if dupes:
+        problems.append(f"circuits: names must be unique, duplicated: {', '.join(dupes)}")
+    unknown = sorted(set(override_names) - set(names))
+    if unknown:
+        problems.append(f"overrides: unknown circuit(s): {', '.join(unknown)}")
+    return problems
+
+
+def _raw_cross_field_problems(data: Mapping[str, Any]) -> list[str]:
+    circuits = data.get("circuits")
+    names = [
+        c["name"]
+        for c in (circuits if isinstance(circuits, list | tuple) else [])
+        if isinstance(c, Mapping) and isinstance(c.get("name"), str)
+    ]
+    overrides = data.get("overrides")
+    override_names = [k for k in overrides if isinstance(k, str)] if isinstance(overrides, Mapping) else []
+    return _cross_field_problems(names, override_names)
+
+
+def _is_echo(err: Any, errors: list[Any]) -> bool:
+    """A "too short" on a list whose items themselves failed only repeats those failures."""
+    loc = tuple(err["loc"])
+    return err["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and tuple(other["loc"][: len(loc)]) == loc for other in errors
+    )
+
+
+def _describe(err: Any) -> str:
+    if err["type"] == "value_error" and not err["loc"]:
+        # Our own cross-field message, already phrased "field: problem; field: problem".
+        return str(err["ctx"]["error"])
+    loc = ".".join(str(part) for part in err["loc"]) or "config"
+    shown = repr(err.get("input"))
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{loc}: {err['msg']} (got {shown})".replace("; ", ", ")

@@ -1,0 +1,133 @@
+"""The dict shapes the core hands out: acks, status (the seed's shadow shape), metering, reports.
+
+Pure functions from engine data to JSON-ready dicts, kept apart so the wire shapes are in one
+place and the engine reads as decisions only. Fields are only ever added to the seed's shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ven_common.contract import AckStatus, EventState
+
+from venagent.core.circuits import CircuitTracker
+from venagent.core.events import EventRecord
+
+KW_DIGITS = 3
+
+
+def kw(value: float | None) -> float | None:
+    return None if value is None else round(value, KW_DIGITS)
+
+
+def accepted_ack(
+    *,
+    op: str,
+    now: float,
+    correlation_id: str,
+    ven_id: str,
+    event: EventRecord | None,
+    state: EventState | None,
+    actual_shed_kw: float | None,
+) -> dict[str, Any]:
+    """The seed's ack plus venId, state and the event window."""
+    return {
+        "op": op,
+        "status": AckStatus.ACCEPTED.value,
+        "event_id": None if event is None else event.event_id,
+        "requested_shed_kw": None if event is None else event.requested_shed_kw,
+        "actual_shed_kw": kw(actual_shed_kw),
+        "ts": int(now),
+        "correlationId": correlation_id,
+        "venId": ven_id,
+        "state": None if state is None else state.value,
+        "start_ts": None if event is None else event.start_ts,
+        "end_ts": None if event is None else event.end_ts,
+    }
+
+
+def shortfall_note(available_kw: float, reasons: Sequence[str]) -> str:
+    why = ", ".join(reasons) if reasons else "no other circuit can be shed"
+    return f"only {available_kw:.1f} kW sheddable: {why}"
+
+
+def circuits_view(tracker: CircuitTracker, overrides: Mapping[str, bool], full: bool) -> list[dict[str, Any]]:
+    rows = []
+    for name, cfg in tracker.configs.items():
+        state = tracker.states[name]
+        row: dict[str, Any] = {"name": name, "enabled": state.enabled, "current_kw": kw(state.kw)}
+        if full:
+            row.update(priority=cfg.priority, critical=cfg.critical, override=overrides.get(name))
+        rows.append(row)
+    return rows
+
+
+def event_summary(event: EventRecord, actual_shed_kw: float | None) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "state": event.state.value,
+        "requested_shed_kw": event.requested_shed_kw,
+        "actual_shed_kw": kw(actual_shed_kw),
+        "start_ts": event.start_ts,
+        "end_ts": event.end_ts,
+        "shed_circuits": list(event.shed_order),
+    }
+
+
+def status_view(
+    *,
+    tracker: CircuitTracker,
+    overrides: Mapping[str, bool],
+    total_kw: float | None,
+    shed_kw: float,
+    baseline_kw: float | None,
+    active: EventRecord | None,
+    scheduled: Sequence[EventRecord],
+) -> dict[str, Any]:
+    return {
+        "power_kw": kw(total_kw),
+        "shed_kw": kw(shed_kw),
+        "baseline_kw": kw(baseline_kw),
+        "active_event": None if active is None else event_summary(active, shed_kw),
+        "circuits": circuits_view(tracker, overrides, full=True),
+        "scheduled_events": [event_summary(e, None) for e in scheduled],
+        "overrides": dict(overrides),
+    }
+
+
+def metering_view(
+    *,
+    ven_id: str,
+    now: float,
+    tracker: CircuitTracker,
+    total_kw: float,
+    baseline_kw: float | None,
+    shed_kw: float,
+    active_event_id: str | None,
+) -> dict[str, Any]:
+    return {
+        "venId": ven_id,
+        "ts": now,
+        "power_kw": kw(total_kw),
+        "baseline_kw": kw(baseline_kw),
+        "shed_kw": kw(shed_kw),
+        "active_event": active_event_id,
+        "circuits": circuits_view(tracker, {}, full=False),
+    }
+
+
+def report_view(*, event: EventRecord, ven_id: str, now: float, mv_fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "event_report",
+        "event_id": event.event_id,
+        "correlationId": event.correlation_id,
+        "venId": ven_id,
+        "state": event.state.value,
+        "ended_by": event.ended_by,
+        "start_ts": event.start_ts,
+        "end_ts": event.ended_ts,
+        "requested_shed_kw": event.requested_shed_kw,
+        **mv_fields,
+        "ts": now,
+    }

@@ -1,0 +1,232 @@
+"""The wire contract shared by the VenAgent, the BackendBridgeAgent, the scripts and the tests.
+
+Every topic name, identity and payload field that crosses a process boundary is defined here
+once. The MQTT side is byte-compatible with the seed's operations guide
+(``../shared/reference/seed-ven-operations-guide.md``): fields are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_THING_NAME = "volttron_thing"
+BACKEND_IDENTITY = "cloud_backend"
+
+# VOLTTRON identities of the two agents and of the driver they talk to.
+VEN_IDENTITY = "ven.agent"
+BRIDGE_IDENTITY = "ven.bridge"
+DRIVER_IDENTITY = "platform.driver"
+
+# AWS IoT Core limits (AWS IoT developer guide, "AWS IoT Core quotas").
+AWS_MAX_PAYLOAD_BYTES = 128 * 1024
+AWS_MAX_TOPIC_BYTES = 256
+AWS_MAX_TOPIC_SLASHES = 7
+AWS_MAX_QOS = 1
+AWS_MAX_PUBLISH_PER_SECOND = 100
+AWS_MAX_SHADOW_BYTES = 8 * 1024
+AWS_MAX_JSON_DEPTH = 8
+AWS_MAX_INFLIGHT = 100
+AWS_MAX_FILTERS_PER_SUBSCRIBE = 8
+
+# The ``source`` the bridge passes to ``handle_command``; the VenAgent copies it into the
+# ``source`` field of the ack it publishes on ``ven/ack`` so the bridge does not forward the
+# same ack twice (it already forwarded the RPC's return value).
+ACK_SOURCE_MQTT = "mqtt"
+
+
+class Op(enum.StrEnum):
+    """The ``op`` of a command on ``ven/cmd/{thing}`` (and of its ack)."""
+
+    EVENT = "event"
+    """Create or modify (same ``event_id``) a demand-response event."""
+    RESTORE = "restore"
+    """End the active event now and restore every circuit."""
+    CANCEL = "cancel"
+    """Cancel an event by ``event_id`` (scheduled or active)."""
+    STATUS = "status"
+    """Ask for the current status; the ack carries it."""
+
+
+class AckStatus(enum.StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class RejectReason(enum.StrEnum):
+    """Machine-readable reasons carried in ``reason_code`` of a rejected ack."""
+
+    MALFORMED_JSON = "malformed_json"
+    NOT_AN_OBJECT = "not_an_object"
+    TOO_LARGE = "too_large"
+    TOO_DEEP = "too_deep"
+    """JSON nesting deeper than AWS allows for a document (8 levels)."""
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    OUT_OF_RANGE = "out_of_range"
+    UNKNOWN_OP = "unknown_op"
+    WRONG_VEN = "wrong_ven"
+    UNKNOWN_EVENT = "unknown_event"
+    CONFLICT = "conflict"
+    NOT_READY = "not_ready"
+    INTERNAL = "internal"
+
+
+class EventState(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class MqttTopics:
+    """The MQTT topics of one thing, as in the seed's topic table (configurable, seed defaults)."""
+
+    thing: str
+    metering: str = "volttron/metering"
+    cmd_prefix: str = "ven/cmd"
+    ack_prefix: str = "ven/ack"
+    telemetry_prefix: str = "ven/telemetry"
+
+    @property
+    def cmd(self) -> str:
+        return f"{self.cmd_prefix}/{self.thing}"
+
+    @property
+    def ack(self) -> str:
+        return f"{self.ack_prefix}/{self.thing}"
+
+    @property
+    def telemetry(self) -> str:
+        return f"{self.telemetry_prefix}/{self.thing}"
+
+    @property
+    def shadow_prefix(self) -> str:
+        return f"$aws/things/{self.thing}/shadow"
+
+    @property
+    def shadow_update(self) -> str:
+        return f"{self.shadow_prefix}/update"
+
+    @property
+    def shadow_update_delta(self) -> str:
+        return f"{self.shadow_prefix}/update/delta"
+
+    @property
+    def shadow_update_accepted(self) -> str:
+        return f"{self.shadow_prefix}/update/accepted"
+
+    @property
+    def shadow_update_rejected(self) -> str:
+        return f"{self.shadow_prefix}/update/rejected"
+
+    @property
+    def shadow_get(self) -> str:
+        return f"{self.shadow_prefix}/get"
+
+    @property
+    def shadow_get_accepted(self) -> str:
+        return f"{self.shadow_prefix}/get/accepted"
+
+
+class BusTopics:
+    """VOLTTRON pubsub topics the VenAgent and the bridge publish (documented in the README)."""
+
+    METERING = "ven/metering"
+    """One reading per metering interval: :func:`metering_payload` shape."""
+    ACK = "ven/ack"
+    """Every ack the VenAgent produced, whatever the entry point (MQTT, RPC)."""
+    EVENT_STATE = "ven/event/state"
+    """An event changed state (scheduled, active, completed, cancelled)."""
+    REPORT = "ven/event/report"
+    """The M&V completion report of an event."""
+    STATUS = "ven/status"
+    """The seed's shadow shape, on change."""
+    ACTUATION = "ven/actuation"
+    """What the VenAgent wrote to the driver and why (it replaces the driver's actuator topics)."""
+    BRIDGE_STATUS = "ven/bridge/status"
+    """The bridge's connection and queue state, periodically."""
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for int/float that are not bool, NaN or infinite (JSON allows NaN through Python)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def read_correlation_id(obj: Any) -> str | None:
+    """The ``correlationId`` of a command if one can be read as a non-empty string, else None."""
+    if isinstance(obj, dict):
+        cid = obj.get("correlationId")
+        if isinstance(cid, str) and 0 < len(cid) <= 256:
+            return cid
+    return None
+
+
+def reject_ack(
+    *,
+    op: Any,
+    correlation_id: str | None,
+    reason_code: RejectReason,
+    reason: str,
+    ts: int,
+    ven_id: str,
+    event_id: Any = None,
+) -> dict[str, Any]:
+    """A rejected ack in the seed's ack shape plus ``reason`` and ``reason_code``."""
+    return {
+        "op": op if isinstance(op, str) and len(op) <= 64 else None,
+        "status": AckStatus.REJECTED.value,
+        "event_id": event_id if isinstance(event_id, str) and len(event_id) <= 128 else None,
+        "requested_shed_kw": None,
+        "actual_shed_kw": None,
+        "ts": ts,
+        "correlationId": correlation_id,
+        "venId": ven_id,
+        "reason": reason,
+        "reason_code": reason_code.value,
+    }
+
+
+def event_command(
+    *,
+    correlation_id: str,
+    ven_id: str,
+    event_id: str,
+    shed_kw: float,
+    duration_sec: int,
+    start_ts: float | None = None,
+) -> dict[str, Any]:
+    """The seed's DR event command (``start_ts`` is our optional addition: epoch seconds)."""
+    cmd: dict[str, Any] = {
+        "op": Op.EVENT.value,
+        "correlationId": correlation_id,
+        "venId": ven_id,
+        "event_id": event_id,
+        "shed_kw": shed_kw,
+        "duration_sec": duration_sec,
+    }
+    if start_ts is not None:
+        cmd["start_ts"] = start_ts
+    return cmd
+
+
+def restore_command(*, correlation_id: str, ven_id: str) -> dict[str, Any]:
+    """The seed's restore command."""
+    return {"op": Op.RESTORE.value, "correlationId": correlation_id, "venId": ven_id}
+
+
+def registration_body(thing: str, lat: float = 37.7749, lon: float = -122.4194) -> dict[str, Any]:
+    """The seed's ``POST {BACKEND_URL}/api/vens/`` body."""
+    return {
+        "name": f"VEN {thing}",
+        "status": "online",
+        "location": {"lat": lat, "lon": lon},
+        "registrationId": thing,
+    }

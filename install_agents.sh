@@ -1,0 +1,73 @@
+#!/bin/bash
+# Install or upgrade the VEN's libraries, configs and agents on a RUNNING VOLTTRON instance.
+#   requires: VOLTTRON_HOME set, the platform venv active, not root, the platform running,
+#             the thing's certificates in $VEN_CERTS (default: $VEN_ROOT/certs, else ./certs).
+# Idempotent: what is installed is restarted (agents are installed editable, so a restart
+# picks up new code); configs are re-stored.
+set -o errexit -o pipefail -o nounset
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+THING="${IOT_THING_NAME:-volttron_thing}"
+CERTS="${VEN_CERTS:-${VEN_ROOT:+$VEN_ROOT/certs}}"
+CERTS="${CERTS:-$HERE/certs}"
+DEVICE_TOPIC="${VEN_DEVICE_TOPIC:-campus/building/sim}"
+
+die() { printf 'install_agents.sh: error: %s\n' "$*" >&2; exit 1; }
+say() { printf '    %s\n' "$*"; }
+
+[ "$(id -u)" -ne 0 ] || die "do not run as root: VOLTTRON refuses root. Run as the platform's user (./scripts/ven_control.sh start does this)"
+[ -n "${VOLTTRON_HOME:-}" ] || die "VOLTTRON_HOME is not set: export VOLTTRON_HOME=<the platform's home> first"
+[ -n "${VIRTUAL_ENV:-}" ] && command -v vctl >/dev/null 2>&1 || die "the platform venv is not active: source <venv>/bin/activate first"
+for f in ca.pem client.crt client.key; do
+    [ -f "$CERTS/$f" ] || die "missing certificate file $CERTS/$f: run ./scripts/ven_control.sh start (dev PKI) or put the AWS IoT files there (set VEN_CERTS to their folder)"
+done
+cd "$VOLTTRON_HOME"   # vctl writes ./myapp.log into its working directory
+vctl status >/dev/null 2>&1 || die "no running platform at VOLTTRON_HOME=$VOLTTRON_HOME: start it first (./scripts/ven_control.sh start)"
+
+status_json="$(vctl --json status 2>/dev/null || echo '{}')"
+installed() {
+    printf '%s' "$status_json" | python -c '
+import json, sys
+data = json.load(sys.stdin)
+rows = data.values() if isinstance(data, dict) else data
+sys.exit(0 if any(r.get("identity") == sys.argv[1] for r in rows) else 1)' "$1"
+}
+lib_registered() { grep -q -i "$1" "$VOLTTRON_HOME/pyproject.toml" 2>/dev/null; }
+
+# Libraries: the driver needs volttron-lib-tree (missing dependency of platform-driver rc9), and
+# the simulated building is a driver interface installed like any other.
+if ! lib_registered volttron-lib-tree; then
+    say "install-lib volttron-lib-tree==2.0.0rc4"
+    vctl install-lib volttron-lib-tree==2.0.0rc4 >/dev/null
+fi
+if ! lib_registered volttron-lib-simbuilding-driver; then
+    say "install-lib simbuilding (simulated building driver interface)"
+    vctl install-lib "$HERE/simbuilding" >/dev/null
+fi
+
+# Configs. `vctl config store` replaces, so re-running updates them.
+rendered="$(mktemp -d)"
+trap 'rm -rf "$rendered"' EXIT
+python "$HERE/scripts/render_configs.py" --out "$rendered" --thing "$THING" --certs "$CERTS" --device "$DEVICE_TOPIC"
+say "config store: platform.driver registry + device devices/$DEVICE_TOPIC"
+vctl config store platform.driver simbuilding.csv "$HERE/config/driver/simbuilding.csv" --csv
+vctl config store platform.driver "devices/$DEVICE_TOPIC" "$rendered/sim.config"
+say "config store: ven.agent, ven.bridge"
+vctl config store ven.agent config "$rendered/ven-agent.json"
+vctl config store ven.bridge config "$rendered/bridge.json"
+
+install_or_restart() {
+    local identity="$1" source="$2"
+    if installed "$identity"; then
+        say "restart $identity (already installed)"
+        vctl restart --tag "" "$identity" >/dev/null 2>&1 || vctl restart "$identity" >/dev/null 2>&1 \
+            || { local uuid; uuid="$(vctl --json status | python -c 'import json,sys; d=json.load(sys.stdin); rows=d.items() if isinstance(d,dict) else []; print(next((k for k,r in rows if r.get("identity")==sys.argv[1]),""))' "$identity")"; vctl restart "$uuid" >/dev/null; }
+    else
+        say "install $identity from $source"
+        vctl install "$source" --vip-identity "$identity" --enable --start --agent-start-time 2 >/dev/null
+    fi
+}
+install_or_restart platform.driver volttron-platform-driver==2.0.0rc9
+install_or_restart ven.agent "$HERE/VenAgent"
+install_or_restart ven.bridge "$HERE/BackendBridgeAgent"
+say "done"

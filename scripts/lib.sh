@@ -1,0 +1,165 @@
+# Shared shell functions for ven_control.sh, install_agents.sh and run_tests.sh. Sourced, not run.
+#
+# Layout of the runtime tree ($VEN_ROOT), owned by the service user:
+#   venv/        the platform venv (Debian's python3, pinned versions)
+#   src/         a copy of this repository the service user can read (root's checkout may be 0700)
+#   vhome/       VOLTTRON_HOME of the system started by `ven_control.sh start`
+#   certs/       the thing's certificates as the bridge reads them (0600 keys)
+#   broker/      mosquitto.conf, aws_iot.acl, persistence, log, pid
+#   log/ run/ tmp/
+
+set -o errexit -o pipefail -o nounset
+
+VEN_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VEN_PYTHON="${VEN_PYTHON:-/usr/bin/python3}"
+BROKER_PORT="${BROKER_PORT:-8883}"
+IOT_THING_NAME="${IOT_THING_NAME:-volttron_thing}"
+WEB_PORT="${WEB_PORT:-8080}"
+VEN_LOG="${VEN_LOG:-/tmp/ven_enhanced.log}"
+
+if [ "$(id -u)" -eq 0 ]; then
+    VEN_USER="${VEN_USER:-volttron}"
+    VEN_ROOT="${VEN_ROOT:-/var/lib/volttron-ven}"
+else
+    VEN_USER="$(id -un)"
+    VEN_ROOT="${VEN_ROOT:-${XDG_DATA_HOME:-$HOME/.local/share}/volttron-ven}"
+fi
+VENV="$VEN_ROOT/venv"
+VEN_SRC="$VEN_ROOT/src"
+export VOLTTRON_HOME="${VOLTTRON_HOME_OVERRIDE:-$VEN_ROOT/vhome}"
+BROKER_DIR="$VEN_ROOT/broker"
+RUNTIME_CERTS="$VEN_ROOT/certs"
+
+step() { printf '==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit "${2:-1}"; }
+
+# Run a command as the service user with the platform venv active. VOLTTRON refuses root,
+# and runuser keeps root's PATH (pyenv shims the user cannot read), hence the explicit env.
+as_svc() {
+    local envs=(
+        "HOME=$(svc_home)" "USER=$VEN_USER" "LOGNAME=$VEN_USER"
+        "PATH=$VENV/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+        "VIRTUAL_ENV=$VENV" "VOLTTRON_HOME=$VOLTTRON_HOME" "TMPDIR=$VEN_ROOT/tmp"
+        "VEN_ROOT=$VEN_ROOT" "IOT_THING_NAME=$IOT_THING_NAME" "BROKER_PORT=$BROKER_PORT"
+        "WEB_PORT=$WEB_PORT" "VEN_LOG=$VEN_LOG" "LANG=C.UTF-8"
+    )
+    local name
+    for name in IOT_ENDPOINT IOT_PORT BACKEND_URL VEN_TEST_ARGS VEN_LONG_FUZZ PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
+                PIP_FIND_LINKS PIP_CERT PIP_DEFAULT_TIMEOUT PIP_DISABLE_PIP_VERSION_CHECK PIP_CONSTRAINT \
+                SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE HTTP_PROXY HTTPS_PROXY NO_PROXY \
+                http_proxy https_proxy no_proxy; do
+        if [ -n "${!name:-}" ]; then envs+=("$name=${!name}"); fi
+    done
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u "$VEN_USER" -- env -i "${envs[@]}" "$@"
+    else
+        env "${envs[@]}" "$@"
+    fi
+}
+
+svc_home() {
+    if [ "$(id -u)" -eq 0 ]; then getent passwd "$VEN_USER" | cut -d: -f6; else printf '%s' "$HOME"; fi
+}
+
+ensure_packages() {
+    local missing=()
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto mosquitto-clients)
+    command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+    "$VEN_PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+    if [ ${#missing[@]} -eq 0 ]; then
+        info "Debian packages present (mosquitto, rsync, python3-venv)"
+        return
+    fi
+    step "Installing Debian packages: ${missing[*]}"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "missing Debian packages ${missing[*]}: run 'sudo apt-get install -y ${missing[*]}' once, or run this as root"
+        sudo="sudo"
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian enables a system-wide mosquitto on port 1883; we run our own, so leave it alone
+    # but make sure it does not hold our TLS port.
+}
+
+ensure_user() {
+    if [ "$(id -u)" -ne 0 ]; then return; fi
+    if ! id "$VEN_USER" >/dev/null 2>&1; then
+        step "Creating service user '$VEN_USER' (VOLTTRON refuses to run as root)"
+        useradd --system --create-home --home-dir "$VEN_ROOT/home" --shell /bin/bash "$VEN_USER"
+    fi
+    install -d -o "$VEN_USER" -g "$VEN_USER" -m 0750 "$VEN_ROOT"
+}
+
+ensure_dirs() {
+    local d
+    for d in "$VEN_ROOT" "$VEN_ROOT/log" "$VEN_ROOT/run" "$VEN_ROOT/tmp" "$BROKER_DIR" "$RUNTIME_CERTS"; do
+        if [ "$(id -u)" -eq 0 ]; then
+            install -d -o "$VEN_USER" -g "$VEN_USER" "$d"
+        else
+            mkdir -p "$d"
+        fi
+    done
+    chmod 0700 "$RUNTIME_CERTS"
+}
+
+# The service user runs a copy of the sources: a root checkout is often unreadable to it.
+sync_sources() {
+    mkdir -p "$VEN_SRC"
+    rsync -a --delete --exclude .git --exclude 'certs/*' --exclude '__pycache__' --exclude '.pytest_cache' \
+        --exclude '.hypothesis' --exclude 'tests/artifacts' --exclude 'bench/results/*.json' \
+        "$VEN_REPO/" "$VEN_SRC/"
+    if [ "$(id -u)" -eq 0 ]; then chown -R "$VEN_USER:$VEN_USER" "$VEN_SRC"; fi
+}
+
+requirements_stamp() {
+    cat "$VEN_REPO/requirements.txt" "$VEN_REPO/common/pyproject.toml" | sha256sum | cut -d' ' -f1
+}
+
+ensure_venv() {
+    local stamp_file="$VENV/.ven-requirements"
+    local want
+    want="$(requirements_stamp)"
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$want" ]; then
+        info "venv up to date ($VENV)"
+        return
+    fi
+    step "Creating the venv with pinned versions ($VENV; about 30 s on a cold cache)"
+    if [ ! -x "$VENV/bin/python" ]; then
+        as_svc "$VEN_PYTHON" -m venv "$VENV"
+    fi
+    as_svc "$VENV/bin/pip" install -q --disable-pip-version-check -r "$VEN_SRC/requirements.txt" 2>&1 \
+        | grep -v -E "^WARNING: Location|DEPRECATION: msgpack|^  DEPRECATION" || true
+    as_svc "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$VEN_SRC/common" 2>&1 \
+        | grep -v -E "^WARNING: Location" || true
+    as_svc "$VENV/bin/python" -c 'import volttron.client, paho.mqtt, ven_common.contract' \
+        || die "the venv at $VENV is incomplete: delete it and run again"
+    as_svc bash -c "printf %s $want > $stamp_file"
+}
+
+# VOLTTRON's first start runs `poetry init` + `poetry add` of the whole venv against test-pypi,
+# which never finishes here; a pre-seeded pyproject makes it run only `poetry lock`.
+seed_volttron_home() {
+    local home="$1"
+    as_svc mkdir -p "$home"
+    if [ -f "$home/pyproject.toml" ]; then return; fi
+    local pymm
+    pymm="$(as_svc "$VENV/bin/python" -c 'import sys;print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    sed "s/@PYMM@/$pymm/" "$VEN_SRC/config/vhome-pyproject.toml" > "$VEN_ROOT/tmp/pyproject.toml"
+    as_svc cp "$VEN_ROOT/tmp/pyproject.toml" "$home/pyproject.toml"
+}
+
+platform_pid() {
+    local pid
+    pid="$(cat "$VOLTTRON_HOME/VOLTTRON_PID" 2>/dev/null || true)"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf '%s' "$pid"; fi
+}
+
+vctl_svc() {
+    as_svc bash -c 'cd "$VOLTTRON_HOME" && exec vctl "$@"' vctl "$@"
+}
+
+platform_up() {
+    [ -n "$(platform_pid)" ] && vctl_svc status >/dev/null 2>&1
+}

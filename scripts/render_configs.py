@@ -1,0 +1,59 @@
+"""Render the agent and device configs for one instance (thing name, cert folder, device topic).
+
+Used by install_agents.sh and by the test fixtures, so both install exactly the same configs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DEVICE = "campus/building/sim"
+
+
+def render(out: Path, thing: str, certs: Path, device: str, endpoint: str | None, port: int,
+           noise_pct: float | None = None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    sim = json.loads((REPO / "config/driver/sim.config").read_text())
+    if noise_pct is not None:
+        sim["driver_config"]["noise_pct"] = noise_pct
+    (out / "sim.config").write_text(json.dumps(sim, indent=2))
+
+    ven = json.loads((REPO / "config/ven-agent.json").read_text())
+    ven["thing_name"] = thing
+    for circuit in ven["circuits"]:
+        if circuit["device"] == DEFAULT_DEVICE:
+            circuit["device"] = device
+    if ven.get("meter") and ven["meter"]["device"] == DEFAULT_DEVICE:
+        ven["meter"]["device"] = device
+    (out / "ven-agent.json").write_text(json.dumps(ven, indent=2))
+
+    bridge = json.loads((REPO / "config/bridge.json").read_text())
+    bridge.update({
+        "thing_name": thing,
+        "endpoint": endpoint or "localhost",
+        "port": port,
+        "ca_path": str(certs / "ca.pem"),
+        "cert_path": str(certs / "client.crt"),
+        "key_path": str(certs / "client.key"),
+    })
+    (out / "bridge.json").write_text(json.dumps(bridge, indent=2))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--thing", default=os.environ.get("IOT_THING_NAME", "volttron_thing"))
+    p.add_argument("--certs", type=Path, required=True)
+    p.add_argument("--device", default=DEFAULT_DEVICE)
+    p.add_argument("--endpoint", default=os.environ.get("IOT_ENDPOINT") or None)
+    p.add_argument("--port", type=int, default=int(os.environ.get("IOT_PORT") or os.environ.get("BROKER_PORT") or 8883))
+    a = p.parse_args()
+    render(a.out, a.thing, a.certs.resolve(), a.device, a.endpoint, a.port)
+
+
+if __name__ == "__main__":
+    main()

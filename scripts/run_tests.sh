@@ -1,0 +1,27 @@
+#!/bin/bash
+# The test command (README, .ci/run): works as root on a fresh Debian 12 machine or as a normal user.
+# Installs what is missing (mosquitto, service user, venv), then runs the whole suite as the service
+# user: unit tests (no platform) and integration tests (one real VOLTTRON platform and one real
+# mosquitto per session, on free ports and their own VOLTTRON_HOME, so a running system is untouched).
+#   extra pytest arguments: ./scripts/run_tests.sh -k shed      long fuzz run: VEN_LONG_FUZZ=1
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+t0=$SECONDS
+step "Preparing the test environment"
+ensure_packages
+ensure_user
+ensure_dirs
+sync_sources
+ensure_venv
+as_svc mkdir -p "$VEN_ROOT/tmp/pytest" "$VEN_SRC/tests/artifacts"
+step "Running the test suite as '$VEN_USER' (setup took $((SECONDS - t0)) s)"
+set +o errexit
+as_svc bash -c 'cd "$1" && shift && exec python -m pytest -p no:cacheprovider --basetemp="$VEN_ROOT/tmp/pytest" "$@"' _ \
+    "$VEN_SRC" "$@"
+rc=$?
+set -o errexit
+if [ -d "$VEN_SRC/tests/artifacts" ]; then
+    mkdir -p "$VEN_REPO/tests/artifacts" && cp -r "$VEN_SRC/tests/artifacts/." "$VEN_REPO/tests/artifacts/" 2>/dev/null || true
+fi
+step "Tests finished in $((SECONDS - t0)) s (exit $rc)"
+exit $rc

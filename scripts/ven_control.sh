@@ -1,0 +1,226 @@
+#!/bin/bash
+# Unified VEN control: start | stop | status | send-event | restore | shadow | telemetry | logs | register
+# Exit codes: 0 ok, 1 failure, 2 usage error, 3 not running (status/stop), 4 broker or cloud unreachable.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() {
+    cat <<EOF
+usage: ven_control.sh <command> [options]
+
+  start        bring up everything: packages, service user, venv, VOLTTRON platform, dev PKI,
+               local AWS IoT stand-in (mosquitto, mTLS, per-thing ACL), driver, VenAgent, bridge
+  stop         stop agents, platform and broker; leaves no processes behind
+  status       platform, agents, broker and bridge connection state
+  send-event   --shed-kw KW --duration SEC [--event-id ID] [--start-ts EPOCH] [--local]
+  restore      [--local]   end the active event and restore every circuit
+  shadow       print the VEN's shadow (the seed's JSON)
+  telemetry    follow volttron/metering live (Ctrl-C to stop) [--count N]
+  logs         follow the platform and agent log ($VEN_LOG)
+  register     register this VEN with BACKEND_URL (POST /api/vens/)
+
+Environment: IOT_THING_NAME (default volttron_thing), IOT_ENDPOINT (real AWS IoT; no local broker),
+BACKEND_URL, WEB_PORT (default 8080), BROKER_PORT (default 8883), VEN_ROOT, VEN_USER.
+Run '<command> --help' for a command's options.
+EOF
+}
+
+broker_pid() {
+    local pid
+    pid="$(cat "$BROKER_DIR/mosquitto.pid" 2>/dev/null || true)"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf '%s' "$pid"; fi
+}
+
+wait_port() {
+    local port="$1" tries="${2:-100}"
+    for _ in $(seq "$tries"); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+ensure_pki() {
+    local certs="$VEN_REPO/certs"
+    if [ -n "${IOT_ENDPOINT:-}" ]; then
+        local f
+        for f in ca.pem client.crt client.key; do
+            [ -f "$certs/$f" ] || die "IOT_ENDPOINT is set but $certs/$f is missing: put the AWS IoT root CA and the thing's certificate and key there (see certs/README.md)"
+        done
+        info "using the AWS IoT certificates in certs/ for endpoint $IOT_ENDPOINT"
+    else
+        step "Dev PKI in certs/ (CA, broker cert, thing '$IOT_THING_NAME', cloud_backend)"
+        "$VENV/bin/python" -m ven_common.pki --out "$certs" --thing "$IOT_THING_NAME" >/dev/null
+    fi
+    # The service user gets its own copy: the checkout may be unreadable to it.
+    local f
+    for f in "$certs"/*.pem "$certs"/*.crt "$certs"/*.key; do
+        [ -f "$f" ] || continue
+        install -m 0600 "$f" "$RUNTIME_CERTS/$(basename "$f")"
+        if [ "$(id -u)" -eq 0 ]; then chown "$VEN_USER:$VEN_USER" "$RUNTIME_CERTS/$(basename "$f")"; fi
+    done
+}
+
+start_broker() {
+    if [ -n "${IOT_ENDPOINT:-}" ]; then
+        info "IOT_ENDPOINT=$IOT_ENDPOINT: no local broker"
+        return
+    fi
+    if [ -n "$(broker_pid)" ]; then
+        info "local broker already running (pid $(broker_pid), port $BROKER_PORT)"
+        return
+    fi
+    step "Starting the local AWS IoT stand-in: mosquitto, mTLS, per-thing ACL, 127.0.0.1:$BROKER_PORT"
+    as_svc mkdir -p "$BROKER_DIR/data"
+    as_svc python -m ven_common.broker_conf --port "$BROKER_PORT" --pki "$RUNTIME_CERTS" --dir "$BROKER_DIR" >/dev/null
+    if (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; then
+        die "port $BROKER_PORT is already in use by another program: stop it or set BROKER_PORT"
+    fi
+    as_svc bash -c 'setsid mosquitto -c "$1/mosquitto.conf" >>"$1/mosquitto.out" 2>&1 </dev/null & echo $! > "$1/mosquitto.pid"' _ "$BROKER_DIR" </dev/null >/dev/null 2>&1
+    wait_port "$BROKER_PORT" 100 || die "mosquitto did not open port $BROKER_PORT: see $BROKER_DIR/mosquitto.log"
+}
+
+start_platform() {
+    if platform_up; then
+        info "VOLTTRON platform already running (pid $(platform_pid))"
+        return
+    fi
+    step "Starting the VOLTTRON platform (VOLTTRON_HOME=$VOLTTRON_HOME, log $VEN_LOG)"
+    seed_volttron_home "$VOLTTRON_HOME"
+    # A background job of a non-interactive shell has SIGINT ignored, and VOLTTRON then never
+    # stops cleanly; the launcher resets SIGINT before exec (dispositions survive exec).
+    as_svc bash -c 'cd "$VOLTTRON_HOME" && setsid python "$1" volttron -v -l "$2" >>"$3" 2>&1 </dev/null &' _ \
+        "$VEN_SRC/scripts/sigint_exec.py" "$VEN_LOG" "$VEN_ROOT/log/volttron.out" </dev/null >/dev/null 2>&1
+    local i
+    for i in $(seq 360); do
+        if platform_up; then
+            info "platform up after $((i / 2)) s"
+            return
+        fi
+        sleep 0.5
+    done
+    die "the platform did not come up in 180 s: see $VEN_LOG and $VEN_ROOT/log/volttron.out"
+}
+
+cmd_start() {
+    case "${1:-}" in -h|--help) echo "usage: ven_control.sh start   (no options; see --help of the script)"; return 0;; esac
+    local t0=$SECONDS
+    step "Checking Debian packages"
+    ensure_packages
+    ensure_user
+    ensure_dirs
+    if platform_up && { [ -n "${IOT_ENDPOINT:-}" ] || [ -n "$(broker_pid)" ]; }; then
+        info "already running: nothing changed"
+        cmd_status
+        return 0
+    fi
+    step "Copying the sources for the service user ($VEN_SRC)"
+    sync_sources
+    ensure_venv
+    ensure_pki
+    start_broker
+    start_platform
+    step "Installing agents, libraries and configs (install_agents.sh)"
+    as_svc env SKIP_VENV_CHECK=0 bash "$VEN_SRC/install_agents.sh"
+    step "Up in $((SECONDS - t0)) s"
+    cmd_status
+}
+
+cmd_stop() {
+    case "${1:-}" in -h|--help) echo "usage: ven_control.sh stop"; return 0;; esac
+    local any=0 pid
+    pid="$(platform_pid)"
+    if [ -n "$pid" ]; then
+        any=1
+        step "Stopping the VOLTTRON platform (pid $pid)"
+        vctl_svc shutdown --platform >/dev/null 2>&1 || kill -INT "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        if kill -0 "$pid" 2>/dev/null; then
+            info "platform still running after 20 s: sending SIGTERM"
+            kill -TERM "$pid" 2>/dev/null || true
+        fi
+    fi
+    # Agents orphaned by an unclean platform exit carry our VOLTTRON_HOME in their environment.
+    local p
+    for p in $(pgrep -u "$VEN_USER" -f "python" 2>/dev/null || true); do
+        if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "VOLTTRON_HOME=$VOLTTRON_HOME"; then
+            kill -TERM "$p" 2>/dev/null && any=1 || true
+        fi
+    done
+    pid="$(broker_pid)"
+    if [ -n "$pid" ]; then
+        any=1
+        step "Stopping the local broker (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        rm -f "$BROKER_DIR/mosquitto.pid"
+    fi
+    if [ "$any" -eq 0 ]; then
+        info "nothing was running"
+    else
+        step "Stopped"
+    fi
+}
+
+cmd_status() {
+    case "${1:-}" in -h|--help) echo "usage: ven_control.sh status   (exit 0 when everything runs, 3 otherwise)"; return 0;; esac
+    local rc=0
+    if platform_up; then
+        printf 'platform   running (pid %s, VOLTTRON_HOME=%s)\n' "$(platform_pid)" "$VOLTTRON_HOME"
+        vctl_svc --json status 2>/dev/null | "$VENV/bin/python" -c '
+import json, sys
+rows = json.load(sys.stdin)
+rows = rows.values() if isinstance(rows, dict) else rows
+for r in rows:
+    print(f"agent      {r.get(\"identity\", \"?\"):16} {str(r.get(\"status\", \"?\")):24} {r.get(\"name\", \"\")}")
+' || true
+    else
+        echo "platform   not running"
+        rc=3
+    fi
+    if [ -n "${IOT_ENDPOINT:-}" ]; then
+        echo "broker     AWS IoT endpoint $IOT_ENDPOINT (no local broker)"
+    elif [ -n "$(broker_pid)" ]; then
+        echo "broker     running (pid $(broker_pid), mqtts://127.0.0.1:$BROKER_PORT)"
+    else
+        echo "broker     not running"
+        rc=3
+    fi
+    if platform_up; then
+        as_svc python "$VEN_SRC/scripts/ven_rpc.py" ven.bridge get_status --format bridge 2>/dev/null \
+            || echo "bridge     status unavailable (agent not running?)"
+    fi
+    return $rc
+}
+
+cmd_logs() {
+    case "${1:-}" in -h|--help) echo "usage: ven_control.sh logs   (follows $VEN_LOG)"; return 0;; esac
+    [ -f "$VEN_LOG" ] || die "no log at $VEN_LOG: is the VEN started? run ./scripts/ven_control.sh start"
+    exec tail -n 50 -F "$VEN_LOG"
+}
+
+# The MQTT verbs act as the backend does: the cloud_backend identity on the broker.
+cloud_tool() {
+    local tool="$1"; shift
+    [ -x "$VENV/bin/python" ] || die "not set up yet: run ./scripts/ven_control.sh start"
+    "$VENV/bin/python" "$VEN_REPO/scripts/$tool" "$@"
+}
+
+main() {
+    local verb="${1:-}"
+    [ $# -gt 0 ] && shift
+    case "$verb" in
+        start) cmd_start "$@" ;;
+        stop) cmd_stop "$@" ;;
+        status) cmd_status "$@" ;;
+        logs) cmd_logs "$@" ;;
+        send-event) cloud_tool ven_cmd_publish.py --op event --wait-ack "$@" ;;
+        restore) cloud_tool ven_cmd_publish.py --op restore --wait-ack "$@" ;;
+        shadow) cloud_tool ven_shadow.py "$@" ;;
+        telemetry) cloud_tool ven_telemetry_listen.py "$@" ;;
+        register) cloud_tool register_ven.py "$@" ;;
+        -h|--help|help|"") usage; [ -n "$verb" ] ;;
+        *) usage >&2; die "unknown command '$verb'" 2 ;;
+    esac
+}
+
+main "$@"

@@ -1,0 +1,165 @@
+"""A simulated building for the VOLTTRON platform driver.
+
+Each circuit is two points: a writable ``enable`` point and a read-only ``power`` point that
+follows it (rated kW x load profile x small noise; 0 when disabled). One ``meter`` point sums
+every circuit, as a whole-building meter would. The driver loads it like any other interface
+(``driver_type: "simbuilding"``), so agents see exactly what a BACnet or Modbus device gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+import zlib
+from collections.abc import KeysView
+from typing import Any
+
+from pydantic import Field
+
+from volttron.driver.base.config import PointConfig, RemoteConfig
+from volttron.driver.base.interfaces import BaseInterface, BaseRegister, BasicRevert
+
+_log = logging.getLogger(__name__)
+
+ROLES = ("enable", "power", "meter")
+_TRUE_WORDS = {"1", "true", "on", "yes", "enabled"}
+_FALSE_WORDS = {"0", "false", "off", "no", "disabled", ""}
+
+
+def parse_bool(value: Any) -> bool:
+    """Strict boolean parsing: the fake driver's bool("FALSE") is True, which is the bug we avoid."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE_WORDS:
+        return True
+    if text in _FALSE_WORDS:
+        return False
+    raise ValueError(f"not a boolean: {value!r} (use true/false, on/off or 1/0)")
+
+
+class SimBuildingRemoteConfig(RemoteConfig):
+    remote_id: str | None = None
+    noise_pct: float = 1.0
+    profile: str = "flat"
+    seed: int = 0
+
+
+class SimBuildingPointConfig(PointConfig):
+    role: str = Field(default="", alias="Role")
+    circuit: str = Field(default="", alias="Circuit")
+    rated_kw: float | str = Field(default=0.0, alias="Rated kW")
+    starting_value: str | bool | int | float = Field(default="", alias="Starting Value")
+
+
+class EnableRegister(BaseRegister):
+    def __init__(self, point_name: str, units: str, initial: bool, read_only: bool) -> None:
+        super().__init__("bit", read_only, point_name, units, description="circuit enable")
+        self.python_type = bool
+        self.value = initial
+
+
+class PowerRegister(BaseRegister):
+    def __init__(self, point_name: str, rated_kw: float, building: "SimBuilding") -> None:
+        super().__init__("byte", True, point_name, "kW", description="circuit power")
+        self.python_type = float
+        self.rated_kw = rated_kw
+        self.enable: EnableRegister | None = None
+        self._building = building
+
+    @property
+    def value(self) -> float:
+        if self.enable is None or not self.enable.value:
+            return 0.0
+        return self._building.draw(self.point_name, self.rated_kw)
+
+
+class MeterRegister(BaseRegister):
+    def __init__(self, point_name: str, building: "SimBuilding") -> None:
+        super().__init__("byte", True, point_name, "kW", description="whole-building meter")
+        self.python_type = float
+        self._building = building
+
+    @property
+    def value(self) -> float:
+        return round(sum(r.value for r in self._building.power_registers), 4)
+
+
+class SimBuilding(BasicRevert, BaseInterface):
+    REGISTER_CONFIG_CLASS = SimBuildingPointConfig
+    INTERFACE_CONFIG_CLASS = SimBuildingRemoteConfig
+    default_config: dict = {}
+
+    def __init__(self, config: SimBuildingRemoteConfig, *args: Any, **kwargs: Any) -> None:
+        BasicRevert.__init__(self, **kwargs)
+        BaseInterface.__init__(self, config, *args, **kwargs)
+        self.power_registers: list[PowerRegister] = []
+        self._enables: dict[str, EnableRegister] = {}
+        self._powers: dict[str, PowerRegister] = {}
+
+    # The load model. Noise is a pure function of (point, second) so that the meter and the
+    # circuit points read in one scrape agree with each other.
+    def draw(self, point_name: str, rated_kw: float) -> float:
+        now = time.time()
+        factor = 1.0
+        if self.config.profile == "diurnal":
+            hour = (now % 86400) / 3600.0
+            factor = 0.85 + 0.15 * math.sin((hour - 9.0) / 24.0 * 2 * math.pi)
+        noise = 0.0
+        if self.config.noise_pct > 0:
+            key = zlib.crc32(point_name.encode()) ^ int(now) ^ int(self.config.seed)
+            noise = random.Random(key).uniform(-1.0, 1.0) * self.config.noise_pct / 100.0
+        return round(rated_kw * factor * (1.0 + noise), 4)
+
+    def create_register(self, register_definition: SimBuildingPointConfig) -> BaseRegister:
+        role = register_definition.role.strip().lower()
+        name = register_definition.volttron_point_name
+        if role not in ROLES:
+            raise ValueError(f"point {name}: Role must be one of {ROLES}, got {register_definition.role!r}")
+        if role == "enable":
+            if not register_definition.circuit:
+                raise ValueError(f"point {name}: an enable point needs a Circuit")
+            register = EnableRegister(name, register_definition.units or "On/Off",
+                                      parse_bool(register_definition.starting_value),
+                                      read_only=register_definition.writable is not True)
+            self._enables[register_definition.circuit] = register
+            self.set_default(name, register.value)
+        elif role == "power":
+            if not register_definition.circuit:
+                raise ValueError(f"point {name}: a power point needs a Circuit")
+            rated = float(register_definition.rated_kw)
+            if not math.isfinite(rated) or rated < 0:
+                raise ValueError(f"point {name}: Rated kW must be a finite number >= 0, got {rated}")
+            register = PowerRegister(name, rated, self)
+            self._powers[register_definition.circuit] = register
+            self.power_registers.append(register)
+        else:
+            register = MeterRegister(name, self)
+        self._link()
+        return register
+
+    def _link(self) -> None:
+        for circuit, power in self._powers.items():
+            power.enable = self._enables.get(circuit)
+
+    def get_point(self, topic: str, **kwargs: Any) -> Any:
+        return self.get_register_by_name(topic).value
+
+    def _get_multiple_points(self, topics: KeysView[str], **kwargs: Any) -> tuple[dict, dict]:
+        return BaseInterface.get_multiple_points(self, topics, **kwargs)
+
+    def _set_point(self, topic: str, value: Any) -> Any:
+        register = self.get_register_by_name(topic)
+        if register.read_only or not isinstance(register, EnableRegister):
+            raise RuntimeError(f"Trying to write to a point configured read only: {topic}")
+        register.value = parse_bool(value)
+        return register.value
+
+    @classmethod
+    def unique_remote_id(cls, config_name: str, config: RemoteConfig) -> tuple:
+        remote_id = getattr(config, "remote_id", None)
+        return (config_name,) if remote_id is None else (remote_id,)

@@ -1,0 +1,123 @@
+"""A real VOLTTRON platform for integration tests, driven from outside through volttron/vctl.
+
+volttrontesting's PlatformWrapper cannot drive a real zmq platform in this version, so the
+session fixture starts ``volttron`` itself. The pytest process never imports volttron (it
+would monkey-patch the process with gevent); RPCs go through ``scripts/ven_rpc.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class SystemError_(RuntimeError):
+    pass
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    """Poll ``predicate`` until truthy; the platform offers no event to wait on from outside."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Platform:
+    vhome: Path
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+    @classmethod
+    def create(cls, root: Path, extra_env: dict[str, str]) -> "Platform":
+        vhome = root / "vhome"
+        vhome.mkdir(parents=True, exist_ok=True)
+        pymm = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        seed = (REPO / "config/vhome-pyproject.toml").read_text().replace("@PYMM@", pymm)
+        (vhome / "pyproject.toml").write_text(seed)
+        env = dict(os.environ, VOLTTRON_HOME=str(vhome), **extra_env)
+        return cls(vhome=vhome, log=root / "volttron.log", env=env)
+
+    def start(self, timeout: float = 180) -> None:
+        out = open(self.log.with_suffix(".out"), "ab")
+        # SIGINT must not be inherited as ignored, or the platform never shuts down cleanly.
+        self.proc = subprocess.Popen(
+            ["volttron", "-v", "-l", str(self.log)], cwd=self.vhome, env=self.env, stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        wait_until(self.is_up, timeout, 0.5, "the platform to answer vctl status")
+
+    def is_up(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise SystemError_(f"volttron exited with {self.proc.returncode}: see {self.log}")
+        return self.vctl("status", check=False, timeout=30).returncode == 0
+
+    def vctl(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["vctl", *args], cwd=self.vhome, env=self.env, capture_output=True, text=True,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            raise SystemError_(f"vctl {' '.join(args)} failed ({result.returncode}): {result.stdout}{result.stderr}")
+        return result
+
+    def rpc(self, peer: str, method: str, *args: Any, timeout: float = 15) -> Any:
+        cmd = [sys.executable, str(REPO / "scripts/ven_rpc.py"), peer, method, "--timeout", str(timeout),
+               *[json.dumps(a) for a in args]]
+        result = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout + 30)
+        if result.returncode != 0:
+            raise SystemError_(f"rpc {peer}.{method} failed: {result.stderr.strip()}")
+        return json.loads(result.stdout)
+
+    def agents(self) -> dict[str, dict[str, Any]]:
+        data = json.loads(self.vctl("--json", "status").stdout or "{}")
+        rows = data.values() if isinstance(data, dict) else data
+        return {r.get("identity"): r for r in rows}
+
+    def agent_running(self, identity: str) -> bool:
+        row = self.agents().get(identity)
+        return bool(row) and "running" in str(row.get("status", ""))
+
+    def agent_pid(self, identity: str) -> int | None:
+        status = str(self.agents().get(identity, {}).get("status", ""))
+        digits = "".join(ch for ch in status.split("[")[-1] if ch.isdigit()) if "[" in status else ""
+        return int(digits) if digits else None
+
+    def install_agents(self, certs: Path, broker_port: int) -> None:
+        env = dict(self.env, VEN_CERTS=str(certs), BROKER_PORT=str(broker_port), IOT_PORT=str(broker_port))
+        env.pop("IOT_ENDPOINT", None)
+        result = subprocess.run(["bash", str(REPO / "install_agents.sh")], env=env, capture_output=True, text=True,
+                                timeout=600)
+        if result.returncode != 0:
+            raise SystemError_(f"install_agents.sh failed: {result.stdout}{result.stderr}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.vctl("shutdown", "--platform", check=False, timeout=60)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        # Agents are children in the platform's session; make sure none outlives it.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
