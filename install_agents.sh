@@ -25,13 +25,6 @@ cd "$VOLTTRON_HOME"   # vctl writes ./myapp.log into its working directory
 vctl status >/dev/null 2>&1 || die "no running platform at VOLTTRON_HOME=$VOLTTRON_HOME: start it first (./scripts/ven_control.sh start)"
 
 status_json="$(vctl --json status 2>/dev/null || echo '{}')"
-installed() {
-    printf '%s' "$status_json" | python -c '
-import json, sys
-data = json.load(sys.stdin)
-rows = data.values() if isinstance(data, dict) else data
-sys.exit(0 if any(r.get("identity") == sys.argv[1] for r in rows) else 1)' "$1"
-}
 lib_registered() { grep -q -i "$1" "$VOLTTRON_HOME/pyproject.toml" 2>/dev/null; }
 
 # Libraries: the driver needs volttron-lib-tree (missing dependency of platform-driver rc9), and
@@ -56,12 +49,21 @@ say "config store: ven.agent, ven.bridge"
 vctl config store ven.agent config "$rendered/ven-agent.json"
 vctl config store ven.bridge config "$rendered/bridge.json"
 
+agent_uuid() {
+    printf '%s' "$status_json" | python -c '
+import json, sys
+data = json.load(sys.stdin)
+rows = data.values() if isinstance(data, dict) else data
+print(next((r.get("agent_uuid", "") for r in rows if r.get("identity") == sys.argv[1]), ""))' "$1"
+}
+
 install_or_restart() {
-    local identity="$1" source="$2"
-    if installed "$identity"; then
+    local identity="$1" source="$2" uuid
+    uuid="$(agent_uuid "$identity")"
+    if [ -n "$uuid" ]; then
+        # Agents are installed editable: a restart runs the new code.
         say "restart $identity (already installed)"
-        vctl restart --tag "" "$identity" >/dev/null 2>&1 || vctl restart "$identity" >/dev/null 2>&1 \
-            || { local uuid; uuid="$(vctl --json status | python -c 'import json,sys; d=json.load(sys.stdin); rows=d.items() if isinstance(d,dict) else []; print(next((k for k,r in rows if r.get("identity")==sys.argv[1]),""))' "$identity")"; vctl restart "$uuid" >/dev/null; }
+        vctl restart "$uuid" >/dev/null
     else
         say "install $identity from $source"
         vctl install "$source" --vip-identity "$identity" --enable --start --agent-start-time 2 >/dev/null

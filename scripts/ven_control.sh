@@ -171,7 +171,7 @@ import json, sys
 rows = json.load(sys.stdin)
 rows = rows.values() if isinstance(rows, dict) else rows
 for r in rows:
-    print(f"agent      {r.get(\"identity\", \"?\"):16} {str(r.get(\"status\", \"?\")):24} {r.get(\"name\", \"\")}")
+    print("agent      %-16s %-24s %s" % (r.get("identity", "?"), r.get("status", "?"), r.get("name", "")))
 ' || true
     else
         echo "platform   not running"

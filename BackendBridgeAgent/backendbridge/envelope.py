@@ -113,6 +113,7 @@ class EnvelopeChecker:
         return Verdict(command=None, reject=ack, reason_code=code, correlation_id=cid)
 
     def check(self, raw: bytes) -> Verdict:
+        """Accept a command for the VEN or produce its reject ack (never raises)."""
         if len(raw) > self.max_bytes:
             return self._reject(
                 RejectReason.TOO_LARGE, f"command is {len(raw)} bytes, limit {self.max_bytes}"
@@ -128,7 +129,8 @@ class EnvelopeChecker:
         try:
             obj = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
-            return self._reject(RejectReason.MALFORMED_JSON, f"invalid JSON: {exc}"[:200])
+            return self._reject(RejectReason.MALFORMED_JSON, f"invalid JSON: {exc}"[:200],
+                                _lenient_parse(text))
         if not isinstance(obj, dict):
             return self._reject(
                 RejectReason.NOT_AN_OBJECT, f"command must be a JSON object, got {type(obj).__name__}"
@@ -157,3 +159,12 @@ class EnvelopeChecker:
                 obj,
             )
         return Verdict(command=obj, reject=None, reason_code=None, correlation_id=read_correlation_id(obj))
+
+
+def _lenient_parse(text: str) -> Any:
+    """Python's parser accepts NaN/Infinity: good enough to read the correlationId of a
+    command that strict JSON refuses, so its sender still gets a reasoned reject."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None

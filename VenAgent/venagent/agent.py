@@ -23,10 +23,7 @@ from volttron.utils.commands import vip_main
 import volttron.utils as utils
 
 from ven_common.contract import DRIVER_IDENTITY, BusTopics
-from venagent.core.config import VenConfig
-from venagent.core.engine import CircuitSample, Effects, VenEngine
-from venagent.core.errors import VenError
-from venagent.core.store import VenStore
+from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
 
 _log = logging.getLogger(__name__)
 __version__ = "0.1.0"
@@ -54,7 +51,7 @@ class VenAgent(Agent):
             data["thing_name"] = thing
         try:
             config = VenConfig.from_dict(data)
-        except (VenError, ValueError) as exc:
+        except ValueError as exc:  # ConfigError (a VenCoreError) lists every problem
             # A bad config store update must not take down a running VEN: keep the old one.
             _log.error("config %s rejected, keeping the previous one: %s", action, exc)
             return
@@ -65,8 +62,11 @@ class VenAgent(Agent):
             self._config = config
             self._apply(self._engine.resume(now), reason="resume")
         else:
+            # Writes for circuits removed by this update carry the old config's names: resolve
+            # them against the old config before switching.
+            effects = self._engine.reconfigure(now, config)
+            self._apply(effects, reason="reconfigure")
             self._config = config
-            self._apply(self._engine.reconfigure(now, config), reason="reconfigure")
         self._devices = self._device_points(config)
         _log.info("configured: %d circuits on %d device(s)", len(config.circuits), len(self._devices))
 
@@ -208,6 +208,38 @@ class VenAgent(Agent):
         return [] if self._engine is None else self._engine.events()
 
     @RPC.export
+    def apply_shadow_config(self, change: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply permitted desired-shadow settings through the config store (so they persist).
+
+        Returns the accepted subset; anything the VEN's config validation refuses is left out.
+        """
+        if self._config is None or not isinstance(change, Mapping):
+            return {}
+        data = self._config.model_dump(mode="json")
+        accepted: dict[str, Any] = {}
+        if "metering_interval_sec" in change:
+            data["metering_interval_sec"] = change["metering_interval_sec"]
+            accepted["metering_interval_sec"] = change["metering_interval_sec"]
+        priorities = change.get("circuit_priorities")
+        if isinstance(priorities, Mapping):
+            known = {c["name"] for c in data["circuits"]}
+            taken = {k: v for k, v in priorities.items() if k in known}
+            for circuit in data["circuits"]:
+                if circuit["name"] in taken:
+                    circuit["priority"] = taken[circuit["name"]]
+            if taken:
+                accepted["circuit_priorities"] = taken
+        if not accepted:
+            return {}
+        try:
+            VenConfig.from_dict(data)
+        except ValueError as exc:
+            _log.warning("shadow config refused: %s", exc)
+            return {}
+        self.vip.config.set("config", data, trigger_callback=True)
+        return accepted
+
+    @RPC.export
     def set_override(self, circuit: str, state: bool | None) -> dict[str, Any]:
         if self._engine is None:
             return {"ok": False, "error": "VEN not configured yet"}
@@ -215,7 +247,7 @@ class VenAgent(Agent):
             return {"ok": False, "error": "state must be true, false or null (clear)"}
         try:
             effects = self._engine.set_override(time.time(), circuit, state)
-        except ValueError as exc:
+        except VenCoreError as exc:
             return {"ok": False, "error": str(exc)}
         self._apply(effects, reason="override")
         return {"ok": True, "circuit": circuit, "override": state}

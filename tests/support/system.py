@@ -75,7 +75,7 @@ class Platform:
         return result
 
     def rpc(self, peer: str, method: str, *args: Any, timeout: float = 15) -> Any:
-        cmd = [sys.executable, str(REPO / "scripts/ven_rpc.py"), peer, method, "--timeout", str(timeout),
+        cmd = [sys.executable, str(REPO / "scripts/ven_rpc.py"), "--timeout", str(timeout), peer, method,
                *[json.dumps(a) for a in args]]
         result = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout + 30)
         if result.returncode != 0:

@@ -23,7 +23,7 @@ def test_defaults_are_the_seed_values() -> None:
 
 
 def test_shipped_default_config_file_is_valid() -> None:
-    raw = json.loads((AGENT_DIR / "config").read_text())
+    raw = json.loads((AGENT_DIR.parent / "config" / "bridge.json").read_text())
     assert load_config(raw, env={}).cert_file == Path("certs/client.crt")
     assert (AGENT_DIR / "backendbridge-default-vip-id").read_text().strip() == "ven.bridge"
 
@@ -63,3 +63,11 @@ def test_frozen_and_cert_dir_resolution(tmp_path: Path) -> None:
         cfg.port = 1  # type: ignore[misc]
     assert isinstance(cfg, BridgeConfig)
     assert cfg.outbox_file(tmp_path) == tmp_path / "outbox.sqlite"
+
+
+def test_shipped_ven_agent_config_is_valid() -> None:
+    from venagent.core import VenConfig
+
+    cfg = VenConfig.from_dict(json.loads((AGENT_DIR.parent / "config" / "ven-agent.json").read_text()))
+    assert {c.name for c in cfg.circuits} >= {"HVAC", "Heater", "EV Charger"}
+    assert [c.name for c in cfg.circuits if c.critical] == ["Lighting"]

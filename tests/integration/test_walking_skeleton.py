@@ -1,0 +1,148 @@
+"""The seed's path end to end on real parts: backend (cloud_backend cert) -> mosquitto (mTLS, ACL)
+-> BackendBridgeAgent -> VIP RPC -> VenAgent -> platform.driver -> simulated building, and back."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.support.backend import Backend
+from tests.support.system import Platform, wait_until
+from ven_common.contract import MqttTopics, event_command, restore_command
+
+pytestmark = pytest.mark.platform
+
+THING = "volttron_thing"
+TOPICS = MqttTopics(THING)
+DEVICE = "campus/building/sim"
+SMALLEST_SHEDDABLE_KW = 1.2  # Water Heater in the default building
+NOISE_KW = 0.25  # 1 % noise on ~10 kW, both sides of a difference
+
+
+def _cid() -> str:
+    return f"corr-{uuid.uuid4().hex[:12]}"
+
+
+def _enabled(platform: Platform, point: str) -> bool:
+    return bool(platform.rpc("platform.driver", "get_point", DEVICE, point))
+
+
+def _readings(backend: Backend, since: float, count: int, timeout: float = 30) -> list[dict]:
+    def have_enough() -> list[dict] | None:
+        got = [m.json() for m in backend.on_topic(TOPICS.metering) if m.at >= since]
+        flat = [r for g in got for r in (g.get("readings") or [g])]
+        return flat if len(flat) >= count else None
+    return wait_until(have_enough, timeout, 0.2, f"{count} readings on {TOPICS.metering}")
+
+
+@pytest.fixture()
+def idle_ven(platform: Platform, backend: Backend) -> Platform:
+    """Every test starts with no active event and the building as configured."""
+    platform.rpc("ven.agent", "restore")
+    wait_until(lambda: _enabled(platform, "Heater_enabled") and _enabled(platform, "HVAC_enabled")
+               and _enabled(platform, "Water_Heater_enabled"), 30, 0.5, "circuits restored")
+    return platform
+
+
+def test_event_sheds_and_acks_over_mqtt(idle_ven: Platform, backend: Backend) -> None:
+    before = _readings(backend, time.time(), 3)
+    assert all(r["venId"] == THING for r in before)
+    base = sum(r["power_kw"] for r in before[-3:]) / 3
+
+    cid = _cid()
+    sent = time.time()
+    backend.publish(TOPICS.cmd, event_command(correlation_id=cid, ven_id=THING, event_id=f"evt-{cid}",
+                                              shed_kw=2.0, duration_sec=120))
+    ack = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == cid, timeout=10)
+    assert ack["op"] == "event" and ack["status"] == "accepted"
+    assert ack["event_id"] == f"evt-{cid}" and ack["requested_shed_kw"] == 2.0
+    assert isinstance(ack["ts"], int) and isinstance(ack["actual_shed_kw"], float)
+    assert 2.0 <= ack["actual_shed_kw"] <= 2.0 + SMALLEST_SHEDDABLE_KW + NOISE_KW
+
+    # The building's metered power drops by what was asked, and not by much more.
+    assert not _enabled(idle_ven, "Heater_enabled")
+    assert _enabled(idle_ven, "Lighting_enabled")  # critical: never shed
+    after = [r for r in _readings(backend, sent + 2.5, 3) if r.get("active_event") == f"evt-{cid}"]
+    assert after, "no metering reading during the event"
+    drop = base - after[-1]["power_kw"]
+    assert 2.0 - NOISE_KW <= drop <= 2.0 + SMALLEST_SHEDDABLE_KW + NOISE_KW
+
+    # restore: acked, and every circuit back to its pre-event state (EV Charger was off: stays off)
+    rid = _cid()
+    backend.publish(TOPICS.cmd, restore_command(correlation_id=rid, ven_id=THING))
+    rack = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == rid, timeout=10)
+    assert rack["status"] == "accepted" and rack["op"] == "restore"
+    wait_until(lambda: _enabled(idle_ven, "Heater_enabled"), 20, 0.5, "Heater restored")
+    assert not _enabled(idle_ven, "EV_Charger_enabled")
+    report = backend.wait_json(TOPICS.ack, lambda d: d.get("type") == "event_report"
+                               and d.get("event_id") == f"evt-{cid}", timeout=20)
+    assert report["ended_by"] == "restore" and report["mean_actual_shed_kw"] > 0
+
+
+def test_duplicate_correlation_id_returns_the_same_ack(idle_ven: Platform, backend: Backend) -> None:
+    cid = _cid()
+    cmd = event_command(correlation_id=cid, ven_id=THING, event_id=f"evt-{cid}", shed_kw=1.0, duration_sec=60)
+    backend.publish(TOPICS.cmd, cmd)
+    first = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == cid)
+    direct = idle_ven.rpc("ven.agent", "handle_command", cmd)
+    assert {k: v for k, v in direct.items() if k != "source"} == {k: v for k, v in first.items() if k != "seq"}
+    idle_ven.rpc("ven.agent", "restore")
+
+
+@pytest.mark.parametrize("payload, reason_word", [
+    (b'{"op":"event","correlationId":"bad-json-1",', None),
+    (json.dumps({"op": "event", "correlationId": "neg-kw", "venId": THING, "event_id": "e", "shed_kw": -3,
+                 "duration_sec": 60}), "shed_kw"),
+    (json.dumps({"op": "launch", "correlationId": "unknown-op", "venId": THING}), "op"),
+    (json.dumps({"op": "event", "correlationId": "other-ven", "venId": "other_thing", "event_id": "e",
+                 "shed_kw": 1, "duration_sec": 60}), "venId"),
+    (json.dumps({"op": "event", "correlationId": "nan-kw", "venId": THING, "event_id": "e",
+                 "shed_kw": float("nan"), "duration_sec": 60}), "NaN"),
+])
+def test_bad_commands_get_a_reasoned_reject_and_change_nothing(
+        idle_ven: Platform, backend: Backend, payload: bytes | str, reason_word: str | None) -> None:
+    status_before = idle_ven.rpc("ven.agent", "get_status")
+    since = time.time()
+    backend.publish(TOPICS.cmd, payload)
+    if reason_word is None:  # no correlationId can be read from broken JSON: nothing to ack
+        marker = _cid()
+        backend.publish(TOPICS.cmd, {"op": "status", "correlationId": marker, "venId": THING})
+        backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == marker)
+    else:
+        cid = json.loads(payload)["correlationId"]
+        ack = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == cid, since=since)
+        assert ack["status"] == "rejected" and reason_word in ack["reason"]
+    status_after = idle_ven.rpc("ven.agent", "get_status")
+    assert status_after["active_event"] is None and status_before["active_event"] is None
+    assert [c["enabled"] for c in status_after["circuits"]] == [c["enabled"] for c in status_before["circuits"]]
+
+
+def test_client_certificate_from_another_ca_is_refused(broker, certs: Path) -> None:
+    refused = Backend(certs, broker.port, cert_name="rogue")
+    with pytest.raises((ssl.SSLError, OSError, TimeoutError)):
+        refused.start(timeout=5)
+    refused.client.loop_stop()
+
+
+def test_a_thing_cannot_command_another_thing(broker, certs: Path, backend: Backend) -> None:
+    """other_thing's certificate may not publish on volttron_thing's command topic (per-thing ACL)."""
+    intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="other_thing", protocol=mqtt.MQTTv311)
+    intruder.tls_set(ca_certs=str(certs / "ca.pem"), certfile=str(certs / "other_thing.crt"),
+                     keyfile=str(certs / "other_thing.key"))
+    intruder.connect("localhost", broker.port)
+    intruder.loop_start()
+    cid = _cid()
+    intruder.publish(TOPICS.cmd, json.dumps({"op": "status", "correlationId": cid}), qos=1).wait_for_publish(5)
+    marker = _cid()
+    backend.publish(TOPICS.cmd, {"op": "status", "correlationId": marker, "venId": THING})
+    backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == marker)
+    assert not [m for m in backend.on_topic(TOPICS.ack) if cid in m.payload.decode(errors="replace")]
+    intruder.disconnect()
+    intruder.loop_stop()
