@@ -33,6 +33,21 @@ if ! lib_registered volttron-lib-tree; then
     say "install-lib volttron-lib-tree==2.0.0rc4"
     vctl install-lib volttron-lib-tree==2.0.0rc4 >/dev/null
 fi
+if ! lib_registered volttron-lib-web; then
+    say "install-lib volttron-lib-web==2.0.0rc7 (the platform's web service, for the VEN's page)"
+    vctl install-lib volttron-lib-web==2.0.0rc7 >/dev/null
+fi
+# The page's chart library, pinned, from the npm registry (never committed); one copy per VEN_ROOT.
+WEB_VENDOR="${VEN_WEB_VENDOR:-${VEN_ROOT:-$VOLTTRON_HOME}/web-vendor}"
+UPLOT_VERSION=1.6.32
+if [ "$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' \
+        "$WEB_VENDOR/node_modules/uplot/package.json" 2>/dev/null)" != "$UPLOT_VERSION" ]; then
+    say "npm install uplot@$UPLOT_VERSION into $WEB_VENDOR (chart library of the web page)"
+    command -v npm >/dev/null 2>&1 || die "npm is missing: apt-get install npm (ven_control.sh start does), then run again"
+    mkdir -p "$WEB_VENDOR"
+    npm install --prefix "$WEB_VENDOR" --no-audit --no-fund --no-save --loglevel=error "uplot@$UPLOT_VERSION" >/dev/null \
+        || die "npm install uplot@$UPLOT_VERSION failed: check access to the npm registry"
+fi
 if ! lib_registered volttron-lib-simbuilding-driver; then
     say "install-lib simbuilding (simulated building driver interface)"
     vctl install-lib "$HERE/simbuilding" >/dev/null
@@ -70,6 +85,11 @@ install_or_restart() {
     fi
 }
 install_or_restart platform.driver volttron-platform-driver==2.0.0rc9
+# The VEN's web page registers routes with platform.web: protected RPCs (before the agent starts).
+say "authz: ven.agent may register web routes"
+vctl authz add agent ven.agent --rpc-capabilities platform.web.register_endpoint \
+    platform.web.unregister_all_agent_routes platform.web.register_path_route platform.web.get_web_root >/dev/null 2>&1 \
+    || say "warning: vctl authz add agent ven.agent failed: the web page will not be served"
 install_or_restart ven.agent "$HERE/VenAgent"
 install_or_restart ven.bridge "$HERE/BackendBridgeAgent"
 say "done"

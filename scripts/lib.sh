@@ -48,7 +48,7 @@ as_svc() {
     for name in IOT_ENDPOINT IOT_PORT BACKEND_URL VEN_TEST_ARGS VEN_LONG_FUZZ PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
                 PIP_FIND_LINKS PIP_CERT PIP_DEFAULT_TIMEOUT PIP_DISABLE_PIP_VERSION_CHECK PIP_CONSTRAINT \
                 SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE HTTP_PROXY HTTPS_PROXY NO_PROXY \
-                http_proxy https_proxy no_proxy; do
+                http_proxy https_proxy no_proxy NODE_EXTRA_CA_CERTS npm_config_cafile npm_config_registry; do
         if [ -n "${!name:-}" ]; then envs+=("$name=${!name}"); fi
     done
     if [ "$(id -u)" -eq 0 ]; then
@@ -67,8 +67,9 @@ ensure_packages() {
     command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto mosquitto-clients)
     command -v rsync >/dev/null 2>&1 || missing+=(rsync)
     "$VEN_PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)   # installs the web page's chart library (uPlot)
     if [ ${#missing[@]} -eq 0 ]; then
-        info "Debian packages present (mosquitto, rsync, python3-venv)"
+        info "Debian packages present (mosquitto, rsync, python3-venv, npm)"
         return
     fi
     step "Installing Debian packages: ${missing[*]}"
@@ -148,6 +149,33 @@ seed_volttron_home() {
     pymm="$(as_svc "$VENV/bin/python" -c 'import sys;print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
     sed "s/@PYMM@/$pymm/" "$VEN_SRC/config/vhome-pyproject.toml" > "$VEN_ROOT/tmp/pyproject.toml"
     as_svc cp "$VEN_ROOT/tmp/pyproject.toml" "$home/pyproject.toml"
+}
+
+# The platform's web service serves the VEN's page. VOLTTRON reads [web] only when it starts, so
+# this runs before the platform starts: bind http://127.0.0.1:$WEB_PORT (WEB_BIND=0.0.0.0 to serve
+# other hosts), a web-secret-key generated once (config made 0600), and the page's operator token
+# ($VOLTTRON_HOME/ven_web_token, 0600).
+ensure_web_config() {
+    local bind="http://${WEB_BIND:-127.0.0.1}:$WEB_PORT" rc=0
+    as_svc python -m ven_common.web_conf --vhome "$VOLTTRON_HOME" --bind "$bind" --token || rc=$?
+    case "$rc" in
+        0) ;;
+        10) info "web service enabled: $bind (the [web] section of $VOLTTRON_HOME/config)" ;;
+        *) die "could not write the [web] section of $VOLTTRON_HOME/config (exit $rc)" ;;
+    esac
+}
+
+# Headless Chromium for the web page's test; big, so only test runs install it.
+ensure_test_browser() {
+    if command -v chromium >/dev/null 2>&1; then return; fi
+    if [ "$(id -u)" -ne 0 ]; then
+        info "chromium missing: the web page test will be skipped ('sudo apt-get install chromium' to run it)"
+        return
+    fi
+    step "Installing chromium (headless browser for the web page test)"
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null && env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+        || info "could not install chromium: the web page test will be skipped"
 }
 
 platform_pid() {

@@ -13,10 +13,18 @@ ensure_user
 ensure_dirs
 sync_sources
 ensure_venv
+# A run killed half-way leaves its platform and broker behind, holding the abstract socket
+# the next run's platform needs (same basetemp path): end them first.
+for pid in $(pgrep -u "$VEN_USER" 2>/dev/null || true); do
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -q "^VOLTTRON_HOME=$VEN_ROOT/tmp/pytest/" \
+        || tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$VEN_ROOT/tmp/pytest/"; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+done
 as_svc mkdir -p "$VEN_ROOT/tmp/pytest" "$VEN_SRC/tests/artifacts"
 step "Running the test suite as '$VEN_USER' (setup took $((SECONDS - t0)) s)"
 set +o errexit
-as_svc bash -c 'cd "$1" && shift && exec python -m pytest -p no:cacheprovider --basetemp="$VEN_ROOT/tmp/pytest" "$@"' _ \
+VOLTTRON_HOME="$VEN_ROOT/tmp/no-platform-here" as_svc bash -c 'cd "$1" && shift && exec python -m pytest -p no:cacheprovider --basetemp="$VEN_ROOT/tmp/pytest" "$@"' _ \
     "$VEN_SRC" "$@"
 rc=$?
 set -o errexit

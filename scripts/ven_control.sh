@@ -13,10 +13,10 @@ usage: ven_control.sh <command> [options]
   status       platform, agents, broker and bridge connection state
   send-event   --shed-kw KW --duration SEC [--event-id ID] [--start-ts EPOCH] [--local]
   restore      [--local]   end the active event and restore every circuit
-  shadow       print the VEN's shadow (the seed's JSON)
+  shadow       print the VEN's shadow (the seed's JSON) [--full] [--local]
   telemetry    follow volttron/metering live (Ctrl-C to stop) [--count N]
   logs         follow the platform and agent log ($VEN_LOG)
-  register     register this VEN with BACKEND_URL (POST /api/vens/)
+  register     register this VEN with BACKEND_URL (POST /api/vens/) through the bridge [--direct: from here]
 
 Environment: IOT_THING_NAME (default volttron_thing), IOT_ENDPOINT (real AWS IoT; no local broker),
 BACKEND_URL, WEB_PORT (default 8080), BROKER_PORT (default 8883), VEN_ROOT, VEN_USER.
@@ -86,6 +86,7 @@ start_platform() {
     fi
     step "Starting the VOLTTRON platform (VOLTTRON_HOME=$VOLTTRON_HOME, log $VEN_LOG)"
     seed_volttron_home "$VOLTTRON_HOME"
+    ensure_web_config
     # A background job of a non-interactive shell has SIGINT ignored, and VOLTTRON then never
     # stops cleanly; the launcher resets SIGINT before exec (dispositions survive exec).
     as_svc bash -c 'cd "$VOLTTRON_HOME" && setsid python "$1" volttron -v -l "$2" >>"$3" 2>&1 </dev/null &' _ \
@@ -188,6 +189,11 @@ for r in rows:
     if platform_up; then
         as_svc python "$VEN_SRC/scripts/ven_rpc.py" ven.bridge get_status --format bridge 2>/dev/null \
             || echo "bridge     status unavailable (agent not running?)"
+        local web_url
+        web_url="$(sed -n 's/^bind-web-address *= *//p' "$VOLTTRON_HOME/config" 2>/dev/null | head -n 1)"
+        if [ -n "$web_url" ]; then
+            echo "web        ${web_url%/}/  (send/restore there need the operator token: $VOLTTRON_HOME/ven_web_token, 0600, owner $VEN_USER)"
+        fi
     fi
     return $rc
 }
@@ -205,6 +211,21 @@ cloud_tool() {
     "$VENV/bin/python" "$VEN_REPO/scripts/$tool" "$@"
 }
 
+has_arg() {
+    local want="$1" a
+    shift
+    for a in "$@"; do [ "$a" != "$want" ] || return 0; done
+    return 1
+}
+
+# VIP RPC (--local, register through the bridge) needs VOLTTRON_HOME's credential store: only the
+# service user can read it.
+svc_tool() {
+    local tool="$1"; shift
+    [ -x "$VENV/bin/python" ] || die "not set up yet: run ./scripts/ven_control.sh start"
+    as_svc python "$VEN_SRC/scripts/$tool" "$@"
+}
+
 main() {
     local verb="${1:-}"
     [ $# -gt 0 ] && shift
@@ -213,11 +234,13 @@ main() {
         stop) cmd_stop "$@" ;;
         status) cmd_status "$@" ;;
         logs) cmd_logs "$@" ;;
-        send-event) cloud_tool ven_cmd_publish.py --op event --wait-ack "$@" ;;
-        restore) cloud_tool ven_cmd_publish.py --op restore --wait-ack "$@" ;;
-        shadow) cloud_tool ven_shadow.py "$@" ;;
+        send-event|restore)
+            local op=event; [ "$verb" = send-event ] || op=restore
+            if has_arg --local "$@"; then svc_tool ven_cmd_publish.py --op "$op" "$@"
+            else cloud_tool ven_cmd_publish.py --op "$op" --wait-ack "$@"; fi ;;
+        shadow) if has_arg --local "$@"; then svc_tool ven_shadow.py "$@"; else cloud_tool ven_shadow.py "$@"; fi ;;
         telemetry) cloud_tool ven_telemetry_listen.py "$@" ;;
-        register) cloud_tool register_ven.py "$@" ;;
+        register) if has_arg --direct "$@"; then cloud_tool register_ven.py "$@"; else svc_tool register_ven.py --via-bridge "$@"; fi ;;
         -h|--help|help|"") usage; [ -n "$verb" ] ;;
         *) usage >&2; die "unknown command '$verb'" 2 ;;
     esac

@@ -19,7 +19,6 @@ import logging
 import os
 import random
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,8 @@ _log = logging.getLogger(__name__)
 __version__ = "0.1.0"
 
 _SHADOW_MARGIN = 200  # room for "version" and "clientToken" added after building
-_EARLY_BUS_KEEP = 10_000
+_BUS_QUEUE_MAX = 20_000
+_CATCH_UP_PAGE = 2000
 _CERT_RECHECK_SEC = 60.0
 
 
@@ -71,7 +71,12 @@ class BackendBridgeAgent(Agent):
         self._shadow_sync = ShadowVersionSync()
         self._wake = gevent.event.Event()
         self._commands: gevent.queue.Queue[bytes] = gevent.queue.Queue(maxsize=1000)
-        self._early_bus: deque[tuple[str, Any]] = deque(maxlen=_EARLY_BUS_KEEP)
+        # Bus messages wait here until the runtime (outbox) exists, and are then handled in
+        # order by one greenlet, which may first fetch what the VEN published while we were down.
+        self._bus_q: gevent.queue.Queue[tuple[str, dict[str, Any], Any]] = gevent.queue.Queue(maxsize=_BUS_QUEUE_MAX)
+        self._cursor: tuple[str, int] | None = None
+        self._journal_resets = 0
+        self._caught_up = 0
         self._greenlets: list[gevent.Greenlet] = []
         self._registration_glet: gevent.Greenlet | None = None
         self._shadow_timer: gevent.Greenlet | None = None
@@ -145,9 +150,9 @@ class BackendBridgeAgent(Agent):
             max_inflight=cfg.max_inflight,
             max_publish_per_sec=cfg.max_publish_per_sec,
         )
-        while self._early_bus:
-            self._on_bus_message(*self._early_bus.popleft())
+        self._cursor = self._outbox.cursor()
         self._greenlets = [
+            gevent.spawn(self._bus_loop),
             gevent.spawn(self._drain_loop),
             gevent.spawn(self._command_loop),
             gevent.spawn(self._status_loop),
@@ -195,31 +200,94 @@ class BackendBridgeAgent(Agent):
     def _on_bus(self, peer: str, sender: str, bus: str, topic: str, headers: Any, message: Any) -> None:
         if sender == self.core.identity:
             return
-        if self._outbox is None:
-            self._early_bus.append((topic, message))
-            return
-        self._on_bus_message(topic, message)
+        try:
+            self._bus_q.put_nowait((topic, dict(headers or {}), message))
+        except gevent.queue.Full:
+            self._bus_skipped += 1
+            _log.error("bus queue full; %s message not forwarded", topic)
 
-    def _on_bus_message(self, topic: str, message: Any) -> None:
+    def _bus_loop(self) -> None:
+        self._catch_up()
+        while True:
+            topic, headers, message = self._bus_q.get()
+            try:
+                self._accept(topic, headers, message)
+            except Exception:
+                _log.exception("forwarding a %s message failed", topic)
+
+    def _accept(self, topic: str, headers: dict[str, Any], message: Any) -> None:
+        epoch, vseq = headers.get("vepoch"), headers.get("vseq")
+        if not isinstance(epoch, str) or not isinstance(vseq, int):
+            self._on_bus_message(topic, message, None)  # not from the VenAgent's journal
+            return
+        cur = self._cursor
+        if cur is not None and (cur[0] != epoch or vseq > cur[1] + 1):
+            self._catch_up()  # a gap, or the VEN restarted: fetch what we have not seen
+            cur = self._cursor
+        if cur is not None and cur[0] == epoch and vseq <= cur[1]:
+            return  # already queued by a catch-up
+        self._on_bus_message(topic, message, (epoch, vseq))
+
+    def _catch_up(self) -> None:
+        """Queue what the VEN published after our cursor (pubsub drops it while we are down)."""
+        assert self._cfg is not None
+        for _ in range(1000):
+            cur = self._cursor
+            if cur is None:
+                return  # first start ever: nothing was missed
+            try:
+                page = self.vip.rpc.call(VEN_IDENTITY, "get_journal_since", cur[0], cur[1], _CATCH_UP_PAGE).get(
+                    timeout=self._cfg.rpc_timeout_sec
+                )
+            except Exception as exc:
+                _log.warning("cannot catch up with the VEN's journal (%s); continuing with live messages", exc)
+                return
+            if not page.get("complete", True):
+                self._journal_resets += 1
+                _log.warning("VEN journal restarted or evicted since %s:%d; catching up from %s", cur[0], cur[1],
+                             page.get("epoch"))
+            messages = page.get("messages") or []
+            for seq, topic, message in messages:
+                self._on_bus_message(topic, message, (page["epoch"], int(seq)))
+                self._caught_up += 1
+            if messages:
+                _log.info("caught up %d message(s) from the VEN journal", len(messages))
+            if len(messages) < _CATCH_UP_PAGE:
+                if self._cursor is None or self._cursor[0] != page.get("epoch"):
+                    self._set_cursor((page["epoch"], int(page.get("last_seq", 0))))
+                return
+
+    def _set_cursor(self, cursor: tuple[str, int] | None) -> None:
+        if cursor is not None and self._outbox is not None:
+            self._outbox.set_cursor(cursor)
+            self._cursor = cursor
+
+    def _on_bus_message(self, topic: str, message: Any, cursor: tuple[str, int] | None) -> None:
         assert self._cfg is not None
         if topic == BusTopics.STATUS:
             self._on_status(message)
+            self._set_cursor(cursor)
             return
         routed = route_bus_message(topic, message, self._cfg.mqtt_topics())
         if not isinstance(routed, Routed):
             self._bus_skipped += 1
             _log.debug("not forwarding %s: %s", topic, routed)
+            self._set_cursor(cursor)
             return
-        self._enqueue(routed.kind, routed.topic, routed.payload)
+        self._enqueue(routed.kind, routed.topic, routed.payload, cursor=cursor)
 
-    def _enqueue(self, kind: str, topic: str, payload: dict[str, Any], supersede: bool = False) -> None:
+    def _enqueue(self, kind: str, topic: str, payload: dict[str, Any], supersede: bool = False,
+                 cursor: tuple[str, int] | None = None) -> None:
         if self._outbox is None:
             return
         try:
-            self._outbox.enqueue(kind, topic, payload, supersede=supersede)
+            self._outbox.enqueue(kind, topic, payload, supersede=supersede, cursor=cursor)
         except (ValueError, TypeError) as exc:
             _log.error("cannot queue %s for %s: %s", kind, topic, exc)
+            self._set_cursor(cursor)
             return
+        if cursor is not None:
+            self._cursor = cursor
         self._wake.set()
 
     def _drain_loop(self) -> None:
@@ -411,6 +479,8 @@ class BackendBridgeAgent(Agent):
             "reconnects": link.reconnects if link else 0,
             "connect_failures": link.connect_failures if link else 0,
             "bus_skipped": self._bus_skipped,
+            "caught_up": self._caught_up,
+            "journal_resets": self._journal_resets,
             "registration": self._registration.detail if self._registration else None,
         }
 

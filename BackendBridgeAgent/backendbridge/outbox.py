@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS source_cursor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch TEXT NOT NULL,
+    seq INTEGER NOT NULL
+);
 """
 
 # Counters persisted across restarts.
@@ -100,11 +105,14 @@ class Outbox:
         payload: Mapping[str, Any],
         *,
         supersede: bool = False,
+        cursor: tuple[str, int] | None = None,
     ) -> int:
         """Store one message; returns its ``seq``.
 
         ``supersede`` first deletes queued rows of the same kind and topic: a shadow update
         replaces the previous one instead of replaying every stale state after an outage.
+        ``cursor`` records, in the same transaction, the VEN journal position this message came
+        from, so a SIGKILL can neither lose nor duplicate it on catch-up.
         """
         text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
         now = self._clock()
@@ -130,8 +138,28 @@ class Outbox:
             )
             self._depth += 1
             seq = cur.lastrowid
+            if cursor is not None:
+                self._write_cursor(db, cursor)
         assert seq is not None
         return int(seq)
+
+    def set_cursor(self, cursor: tuple[str, int]) -> None:
+        """Advance the journal position past a message that was not queued (not forwarded)."""
+        with self._tx() as db:
+            self._write_cursor(db, cursor)
+
+    def cursor(self) -> tuple[str, int] | None:
+        with self._lock:
+            row = self._db.execute("SELECT epoch, seq FROM source_cursor WHERE id = 1").fetchone()
+        return (str(row[0]), int(row[1])) if row else None
+
+    @staticmethod
+    def _write_cursor(db: sqlite3.Connection, cursor: tuple[str, int]) -> None:
+        db.execute(
+            "INSERT INTO source_cursor (id, epoch, seq) VALUES (1, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
+            (cursor[0], int(cursor[1])),
+        )
 
     def ack(self, seqs: Iterable[int]) -> int:
         """Remove PUBACKed rows; unknown seqs (dropped meanwhile) are ignored."""

@@ -24,6 +24,8 @@ import volttron.utils as utils
 
 from ven_common.contract import DRIVER_IDENTITY, BusTopics
 from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
+from venagent.web import VenWeb
+from venagent.journal import Journal
 
 _log = logging.getLogger(__name__)
 __version__ = "0.1.0"
@@ -40,6 +42,8 @@ class VenAgent(Agent):
         self._engine: VenEngine | None = None
         self._started = False
         self._devices: dict[str, list[str]] = {}
+        self._web = VenWeb(self)  # the operator's page (venagent/web.py); off without platform.web
+        self._journal = Journal()
         self.vip.config.set_default("config", self._defaults)
         self.vip.config.subscribe(self._configure, actions=["NEW", "UPDATE"], pattern="config")
 
@@ -90,6 +94,7 @@ class VenAgent(Agent):
         self.vip.pubsub.subscribe("pubsub", "devices/", self._on_device_publish).get(timeout=10)
         self.core.periodic(TICK_SEC, self._tick, wait=TICK_SEC)
         self._started = True
+        self._web.start()
         _log.info("VenAgent started as %s", self.core.identity)
 
     def _tick(self) -> None:
@@ -136,9 +141,15 @@ class VenAgent(Agent):
         if effects.writes:
             self._write(effects.writes)
         for topic, message in effects.messages:
+            self._web.observe(topic, message)
             if source is not None and topic == BusTopics.ACK:
                 message = dict(message, source=source)
-            self.vip.pubsub.publish("pubsub", topic, headers={"source": source or reason}, message=message)
+            self._publish(topic, message, source or reason)
+
+    def _publish(self, topic: str, message: Any, source: str) -> None:
+        vseq = self._journal.append(topic, message)
+        headers = {"source": source, "vepoch": self._journal.epoch, "vseq": vseq}
+        self.vip.pubsub.publish("pubsub", topic, headers=headers, message=message)
 
     def _write(self, writes: Mapping[str, bool]) -> None:
         """One set_multiple_points per device, devices in parallel (set_point costs ~5x more)."""
@@ -202,6 +213,12 @@ class VenAgent(Agent):
         if self._engine is None:
             return {"power_kw": None, "shed_kw": 0.0, "active_event": None, "circuits": [], "ready": False}
         return self._engine.status(time.time())
+
+    @RPC.export
+    def get_journal_since(self, epoch: str | None, after_seq: int, limit: int = 2000) -> dict[str, Any]:
+        """What this agent published after ``(epoch, after_seq)``: the bridge's catch-up after
+        it was down (pubsub does not queue for absent subscribers)."""
+        return self._journal.since(epoch, int(after_seq), int(limit))
 
     @RPC.export
     def get_events(self) -> list[dict[str, Any]]:

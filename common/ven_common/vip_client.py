@@ -56,3 +56,45 @@ def connect(vhome: str | Path, identity: str, timeout: float = 15.0) -> Agent:
 
 def call(agent: Agent, peer: str, method: str, *args: Any, timeout: float = 15.0, **kwargs: Any) -> Any:
     return agent.vip.rpc.call(peer, method, *args, **kwargs).get(timeout=timeout)
+
+
+def platform_running(vhome: str | Path) -> bool:
+    """True when VOLTTRON_HOME's VOLTTRON_PID names a live process (no connection attempt)."""
+    try:
+        pid = int((Path(vhome) / "VOLTTRON_PID").read_text().strip())
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # alive, owned by another user
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def call_once(peer: str, method: str, *args: Any, timeout: float = 15.0, identity: str = "ven.operator",
+              **kwargs: Any) -> Any:
+    """Connect, call one RPC, disconnect. VipClientError carries a one-line reason and its fix."""
+    vhome = os.environ.get("VOLTTRON_HOME")
+    if not vhome:
+        raise VipClientError("VOLTTRON_HOME is not set: run this through ./scripts/ven_control.sh, "
+                             "or export VOLTTRON_HOME=<the platform's home>")
+    if not platform_running(vhome):
+        raise VipClientError(f"the VOLTTRON platform is not running (VOLTTRON_HOME={vhome}): "
+                             f"start it with ./scripts/ven_control.sh start")
+    store = Path(vhome) / "credentials_store"
+    if store.exists() and not os.access(store, os.R_OK | os.X_OK):
+        raise VipClientError(f"{store} is not readable by this user: run as the platform's user "
+                             f"(./scripts/ven_control.sh does this)")
+    try:
+        agent = connect(vhome, identity, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise VipClientError(f"cannot connect to the platform at {vhome}: {exc}") from None
+    try:
+        return call(agent, peer, method, *args, timeout=timeout, **kwargs)
+    except gevent.Timeout:
+        raise VipClientError(f"{peer}.{method} did not answer within {timeout:g} s: is the agent running? "
+                             f"see ./scripts/ven_control.sh status") from None
+    except Exception as exc:  # noqa: BLE001 - remote errors arrive as many types; one line for the operator
+        text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise VipClientError(f"{peer}.{method} failed: {text}") from None
+    finally:
+        agent.core.stop(timeout=2)

@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 
 from tests.support.backend import Backend
-from tests.support.broker import LocalBroker
+from tests.support.broker import LocalBroker, free_port
 from tests.support.system import Platform
 
 THING = "volttron_thing"
@@ -33,7 +33,7 @@ def certs(broker: LocalBroker) -> Path:
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory, broker: LocalBroker) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("volttron")
-    p = Platform.create(root, {"IOT_THING_NAME": THING})
+    p = Platform.create(root, {"IOT_THING_NAME": THING}, web_port=free_port())
     p.start()
     try:
         p.install_agents(broker.pki.root, broker.port)

@@ -34,12 +34,15 @@ class Received:
 
 class Backend:
     def __init__(self, certs: Path, port: int, client_id: str | None = None,
-                 cert_name: str = "cloud_backend", ca_name: str = "ca.pem") -> None:
+                 cert_name: str = "cloud_backend", ca_name: str = "ca.pem", persistent: bool = False) -> None:
         self._cond = threading.Condition()
         self.messages: list[Received] = []
         self.connected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"backend-{uuid.uuid4().hex[:8]}",
-                                  clean_session=True, protocol=mqtt.MQTTv311)
+                                  clean_session=not persistent, protocol=mqtt.MQTTv311)
+        # A persistent backend keeps its subscriptions and queued messages across broker restarts,
+        # as an AWS IoT rule does; it reconnects within ~1 s of the broker coming back.
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.tls_set(ca_certs=str(certs / ca_name), certfile=str(certs / f"{cert_name}.crt"),
                             keyfile=str(certs / f"{cert_name}.key"), cert_reqs=ssl.CERT_REQUIRED)
         self.client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -42,16 +42,22 @@ class Platform:
     log: Path
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    web_url: str | None = None
 
     @classmethod
-    def create(cls, root: Path, extra_env: dict[str, str]) -> "Platform":
+    def create(cls, root: Path, extra_env: dict[str, str], web_port: int | None = None) -> "Platform":
         vhome = root / "vhome"
         vhome.mkdir(parents=True, exist_ok=True)
         pymm = f"{sys.version_info[0]}.{sys.version_info[1]}"
         seed = (REPO / "config/vhome-pyproject.toml").read_text().replace("@PYMM@", pymm)
         (vhome / "pyproject.toml").write_text(seed)
         env = dict(os.environ, VOLTTRON_HOME=str(vhome), **extra_env)
-        return cls(vhome=vhome, log=root / "volttron.log", env=env)
+        web_url = None
+        if web_port is not None:  # the platform's web service ([web] is read only at start)
+            from ven_common.web_conf import write_web_section
+            web_url = f"http://127.0.0.1:{web_port}"
+            write_web_section(vhome, web_url)
+        return cls(vhome=vhome, log=root / "volttron.log", env=env, web_url=web_url)
 
     def start(self, timeout: float = 180) -> None:
         out = open(self.log.with_suffix(".out"), "ab")

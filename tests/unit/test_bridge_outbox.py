@@ -116,3 +116,17 @@ def test_survives_sigkill_mid_write(tmp_path: Path) -> None:
     assert set(confirmed) <= stored
     assert ob.depth() == len(stored)
     assert ob.enqueue("ack", "a", {}) > max(stored)
+
+
+def test_journal_cursor_is_stored_with_the_message_and_survives_reopen(tmp_path) -> None:
+    from backendbridge.outbox import Outbox
+
+    path = tmp_path / "o.sqlite"
+    ob = Outbox(path)
+    assert ob.cursor() is None
+    ob.enqueue("metering", "volttron/metering", {"a": 1}, cursor=("ep", 7))
+    ob.set_cursor(("ep", 9))
+    ob.close()
+    again = Outbox(path)
+    assert again.cursor() == ("ep", 9)
+    assert again.depth() == 1

@@ -277,6 +277,12 @@ class VenEngine:
             scheduled=self._ctl.scheduled(),
         )
 
+    def recent_events(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The latest events, newest first: window, state, how they ended and the M&V report."""
+        keys = ("event_id", "state", "requested_shed_kw", "duration_sec", "start_ts", "end_ts", "ended_by",
+                "ended_ts", "shed_order", "report")
+        return [{k: doc.get(k) for k in keys} for doc in self._store.load_recent_events(limit)]
+
     def events(self) -> list[dict[str, Any]]:
         """Event state transitions, newest first (at most 100)."""
         return self._store.load_history(HISTORY_LIMIT)

@@ -76,6 +76,11 @@ class VenStore:
         ).fetchall()
         return [_load(r[0]) for r in rows]
 
+    def load_recent_events(self, limit: int) -> list[dict[str, Any]]:
+        """The latest events in any state (completed ones carry their report), newest start first."""
+        rows = self._conn.execute("SELECT doc FROM events ORDER BY start_ts DESC LIMIT ?", (limit,)).fetchall()
+        return [_load(r[0]) for r in rows]
+
     # acks
     def get_ack(self, correlation_id: str) -> dict[str, Any] | None:
         row = self._conn.execute("SELECT ack FROM acks WHERE correlation_id=?", (correlation_id,)).fetchone()

@@ -1,0 +1,271 @@
+"""The operator's web page, served through the platform's web service (volttron-lib-web).
+
+Routes (registered when ``platform.web`` is on the bus; without it the VEN runs unchanged):
+
+* ``/``                 302 to ``/ven/index.html`` (the seed's Web UI at http://localhost:8080)
+* ``/ven/...``          static files: ``venagent/webroot/ven`` plus the pinned chart library
+                        (uPlot from npm, installed by install_agents.sh into the vendor folder)
+* ``/ven/api/state``    GET, JSON: status, metering of the last hour (``?since=TS`` for what is
+                        newer), events with their M&V reports, live M&V, the bridge's state
+* ``/ven/api/command``  POST, JSON ``{"token", "op": "event"|"restore", ...}``: refused with 401
+                        unless ``token`` is the operator token (``$VOLTTRON_HOME/ven_web_token``,
+                        0600). The platform does not pass Authorization headers or cookies on
+                        to agents, hence the token travels in the body.
+
+The agent owns a ring buffer of the last hour of readings (3600 at one reading a second) fed
+from its own metering output, so the chart has history the moment the page opens.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import shutil
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import parse_qs
+
+import gevent
+
+from ven_common.contract import BRIDGE_IDENTITY, BusTopics, Op
+from ven_common.web_conf import TOKEN_FILE, ensure_token
+
+if TYPE_CHECKING:
+    from venagent.agent import VenAgent
+
+_log = logging.getLogger(__name__)
+
+PLATFORM_WEB = "platform.web"
+RING_SIZE = 3600
+HISTORY_SEC = 3600.0
+BRIDGE_CACHE_SEC = 2.0
+STATIC_DIR = Path(__file__).resolve().parent / "webroot"
+CHART_LIB = "uplot"
+CHART_LIB_FILES = ("dist/uPlot.iife.min.js", "dist/uPlot.min.css")
+JSON_HEADERS = [["Content-Type", "application/json"], ["Cache-Control", "no-store"]]
+
+
+def vendor_dir() -> Path:
+    """Where install_agents.sh puts the npm-installed chart library (one copy per VEN_ROOT)."""
+    explicit = os.environ.get("VEN_WEB_VENDOR")
+    if explicit:
+        return Path(explicit)
+    root = os.environ.get("VEN_ROOT") or os.environ.get("VOLTTRON_HOME") or "~/.volttron"
+    return Path(root).expanduser() / "web-vendor"
+
+
+class MeteringRing:
+    """The last hour of readings as compact rows: [ts, power, baseline, shed, target, event_id]."""
+
+    def __init__(self, size: int = RING_SIZE) -> None:
+        self.rows: deque[list[Any]] = deque(maxlen=size)
+
+    def add(self, reading: dict[str, Any], requested_kw: float | None) -> None:
+        ts, power, shed = reading.get("ts"), reading.get("power_kw"), reading.get("shed_kw")
+        if not isinstance(ts, (int, float)) or not isinstance(power, (int, float)):
+            return
+        event = reading.get("active_event")
+        target = None
+        if event and requested_kw is not None and isinstance(shed, (int, float)):
+            # The event's M&V baseline is power + shed; the target is that minus the request.
+            target = round(power + shed - requested_kw, 3)
+        self.rows.append([round(ts, 3), power, reading.get("baseline_kw"), shed, target, event])
+
+    def since(self, ts: float | None) -> list[list[Any]]:
+        if ts is None:
+            return list(self.rows)
+        return [r for r in self.rows if r[0] > ts]
+
+
+def _response(status: str, body: dict[str, Any]) -> list[Any]:
+    # [status, content, headers]: the web service's list form (a dict with an "error" key would be
+    # mistaken for a JSON-RPC error by it, hence "detail" everywhere).
+    return [status, json.dumps(body, default=str), JSON_HEADERS]
+
+
+class VenWeb:
+    def __init__(self, agent: "VenAgent", vhome: Path | None = None) -> None:
+        from volttron.client.vip.agent.subsystems.web import WebSubSystem
+
+        self._agent = agent
+        # volttron-core rc38's Agent has no vip.web: attach it by hand (it exports route.callback).
+        agent.vip.web = WebSubSystem(agent, agent.core, agent.vip.rpc)
+        self._vhome = vhome or Path(os.environ.get("VOLTTRON_HOME", "~/.volttron")).expanduser()
+        self.ring = MeteringRing()
+        self._requested: dict[str, float] = {}
+        self._bridge: tuple[float, dict[str, Any]] | None = None
+        self._token: str | None = None
+        self.enabled = False
+        self.chart_lib: str | None = None
+
+    # -- data in -------------------------------------------------------------------------
+    def observe(self, topic: str, message: Any) -> None:
+        """Every bus message the VEN publishes passes here (cheap: no I/O)."""
+        if not isinstance(message, dict):
+            return
+        if topic == BusTopics.METERING:
+            event = message.get("active_event")
+            self.ring.add(message, self._requested.get(event) if event else None)
+        elif topic == BusTopics.STATUS:
+            active = message.get("active_event")
+            if isinstance(active, dict) and isinstance(active.get("requested_shed_kw"), (int, float)):
+                self._requested[str(active.get("event_id"))] = float(active["requested_shed_kw"])
+                if len(self._requested) > 100:
+                    self._requested.pop(next(iter(self._requested)))
+
+    # -- registration --------------------------------------------------------------------
+    def start(self) -> None:
+        gevent.spawn(self._register_loop)
+
+    def _register_loop(self) -> None:
+        for attempt in range(30):
+            try:
+                peers = self._agent.vip.peerlist().get(timeout=10)
+            except Exception as exc:  # noqa: BLE001 - keep trying, the bus may be busy at start
+                _log.debug("peerlist failed: %s", exc)
+                peers = []
+            if PLATFORM_WEB in peers:
+                try:
+                    self._register()
+                    return
+                except Exception as exc:  # noqa: BLE001
+                    text = str(exc)
+                    if "does not have access" in text or "AuthException" in type(exc).__name__:
+                        _log.error("web page not served: %s. Fix: vctl authz add agent %s --rpc-capabilities "
+                                   "platform.web.register_endpoint platform.web.unregister_all_agent_routes "
+                                   "platform.web.register_path_route platform.web.get_web_root, then restart "
+                                   "the agent (install_agents.sh does this)", text, self._agent.core.identity)
+                        return
+                    _log.warning("web registration failed (%s), retrying", text)
+            elif attempt == 2:
+                _log.info("no %s on the bus: the web page is off (enable it with a [web] section in "
+                          "$VOLTTRON_HOME/config; ven_control.sh start writes one)", PLATFORM_WEB)
+            gevent.sleep(min(2.0 * (attempt + 1), 20.0))
+
+    def _register(self) -> None:
+        web = self._agent.vip.web
+        self._token = ensure_token(self._vhome)
+        # A crashed predecessor may have left routes behind; registering twice is refused.
+        web.unregister_all_routes()
+        root = Path(web.get_web_root())
+        self._install_static(root)
+        web.register_path(r"^/ven/.*")
+        web.register_endpoint("/", self._redirect)
+        web.register_endpoint("/ven/", self._redirect)
+        web.register_endpoint("/ven/api/state", self._state)
+        web.register_endpoint("/ven/api/command", self._command)
+        self.enabled = True
+        _log.info("web page registered at /ven/index.html (chart library: %s; operator token in %s)",
+                  self.chart_lib or "MISSING", self._vhome / TOKEN_FILE)
+
+    def _install_static(self, root: Path) -> None:
+        """Copy the page and the pinned chart library into the agent's web root."""
+        target = root / "ven"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(STATIC_DIR / "ven", target)
+        package = vendor_dir() / "node_modules" / CHART_LIB
+        vendor = target / "vendor"
+        vendor.mkdir(exist_ok=True)
+        try:
+            version = json.loads((package / "package.json").read_text())["version"]
+            for rel in CHART_LIB_FILES:
+                shutil.copy2(package / rel, vendor / Path(rel).name)
+            self.chart_lib = f"{CHART_LIB} {version}"
+        except (OSError, ValueError, KeyError) as exc:
+            self.chart_lib = None
+            _log.error("chart library not found in %s (%s): the page shows no chart. Fix: run install_agents.sh "
+                       "(it runs npm install %s)", package, exc, CHART_LIB)
+
+    # -- endpoints -----------------------------------------------------------------------
+    def _redirect(self, env: dict[str, Any], data: Any) -> list[Any]:
+        return ["302 Found", "", [["Location", "/ven/index.html"], ["Cache-Control", "no-store"]]]
+
+    def _state(self, env: dict[str, Any], data: Any) -> list[Any]:
+        query = parse_qs(env.get("QUERY_STRING") or "")
+        since: float | None = None
+        try:
+            since = float(query["since"][0]) if "since" in query else None
+        except ValueError:
+            return _response("400 Bad Request", {"detail": "since must be a number (epoch seconds)"})
+        return _response("200 OK", self.snapshot(since))
+
+    def snapshot(self, since: float | None = None) -> dict[str, Any]:
+        agent = self._agent
+        now = time.time()
+        engine = agent._engine
+        status = agent.get_status()
+        events = engine.recent_events(20) if engine is not None else []
+        if since is None or since < now - HISTORY_SEC:
+            since = now - HISTORY_SEC
+        return {
+            "ts": now,
+            "ven_id": None if agent._config is None else agent._config.thing_name,
+            "status": status,
+            "readings": self.ring.since(since),
+            "events": events,
+            "live_mv": self._live_mv(status, now),
+            "bridge": self._bridge_status(),
+            "chart_lib": self.chart_lib,
+        }
+
+    def _live_mv(self, status: dict[str, Any], now: float) -> dict[str, Any] | None:
+        active = status.get("active_event")
+        if not isinstance(active, dict):
+            return None
+        start = active.get("start_ts") or now
+        sheds = [r[3] for r in self.ring.rows if r[5] == active.get("event_id") and isinstance(r[3], (int, float))]
+        requested = active.get("requested_shed_kw") or 0.0
+        mean = sum(sheds) / len(sheds) if sheds else None
+        return {
+            "event_id": active.get("event_id"),
+            "requested_shed_kw": requested,
+            "current_shed_kw": active.get("actual_shed_kw"),
+            "mean_shed_kw": None if mean is None else round(mean, 3),
+            "performance": None if mean is None or not requested else round(mean / requested, 3),
+            "delivered_kwh": None if mean is None else round(mean * max(0.0, now - start) / 3600.0, 4),
+            "elapsed_sec": round(max(0.0, now - start), 1),
+            "remaining_sec": None if active.get("end_ts") is None else round(max(0.0, active["end_ts"] - now), 1),
+            "shed_circuits": active.get("shed_circuits") or [],
+        }
+
+    def _bridge_status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if self._bridge is not None and now - self._bridge[0] < BRIDGE_CACHE_SEC:
+            return self._bridge[1]
+        try:
+            result = self._agent.vip.rpc.call(BRIDGE_IDENTITY, "get_status").get(timeout=2)
+            value = dict(result, available=True) if isinstance(result, dict) else {"available": False}
+        except Exception as exc:  # noqa: BLE001 - the page shows the bridge as unavailable
+            value = {"available": False, "detail": f"{BRIDGE_IDENTITY} not answering: {type(exc).__name__} {exc}"[:200]}
+        self._bridge = (now, value)
+        return value
+
+    def _command(self, env: dict[str, Any], data: Any) -> list[Any]:
+        if env.get("REQUEST_METHOD") != "POST":
+            return _response("405 Method Not Allowed", {"detail": "POST a JSON body"})
+        if not isinstance(data, dict):
+            return _response("400 Bad Request", {"detail": "the body must be a JSON object (Content-Type: application/json)"})
+        token = data.get("token")
+        if not isinstance(token, str) or self._token is None or not hmac.compare_digest(token.encode(), self._token.encode()):
+            _log.warning("web command refused: missing or wrong operator token (from %s)", env.get("REMOTE_ADDR"))
+            return _response("401 Unauthorized", {"detail": f"operator token required: it is in "
+                                                              f"$VOLTTRON_HOME/{TOKEN_FILE} (see ven_control.sh status)"})
+        op = data.get("op")
+        handlers: dict[str, Callable[[], dict[str, Any]]] = {
+            Op.EVENT.value: lambda: self._agent.send_event(
+                data.get("shed_kw"), data.get("duration_sec"), event_id=data.get("event_id") or None),
+            Op.RESTORE.value: lambda: self._agent.restore(),
+        }
+        if op not in handlers:
+            return _response("400 Bad Request", {"detail": "op must be 'event' or 'restore'"})
+        if op == Op.EVENT.value and not all(
+                isinstance(data.get(k), (int, float)) and not isinstance(data.get(k), bool) for k in ("shed_kw", "duration_sec")):
+            return _response("400 Bad Request", {"detail": "shed_kw and duration_sec must be numbers"})
+        ack = handlers[op]()
+        _log.info("web %s from %s: %s", op, env.get("REMOTE_ADDR"), ack.get("status"))
+        return _response("200 OK", {"ack": ack})

@@ -1,0 +1,1 @@
+"""Benchmark probe agent (bench/ only)."""

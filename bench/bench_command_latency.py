@@ -1,0 +1,358 @@
+"""Command -> ack latency over the full path, next to the floor measured in the same run.
+
+    bench/run.sh bench_command_latency.py [--n 600] [--gap-ms 100] [--floor-n 400]
+
+Full path: backend (paho) publishes on ven/cmd/{thing} -> mosquitto -> bridge -> VIP RPC
+ven.agent.handle_command -> VEN -> platform.driver set_multiple_points -> ack returned ->
+bridge -> MQTT ven/ack/{thing} -> backend. Commands cycle create / modify (shed 3.0) /
+modify (shed 1.0) / restore on fresh correlationIds, so events and modifications write.
+
+Floor, same platform and broker, same gap between samples:
+  (a) raw MQTT command -> ack round trip (a paho "device" with the other_thing identity echoes);
+  (b) a bare VIP RPC round trip, timed inside the platform by the probe agent
+      (bench.probe -> bench.probe2.echo; platform.driver get_point is shown as well);
+  (c) a bare platform.driver set_multiple_points round trip (one point, as the VEN writes).
+The bridge logs the duration of its handle_command RPC per correlationId; that splits the
+full path into "bridge RPC to the VEN" and "everything else" (MQTT both ways, the bridge's
+hand-off, outbox and drain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+from _harness import (DEVICE, STAT_HEADERS, THING, TOPICS, BenchSystem, MqttClient, log, machine, ns_to_ms,
+                      print_machine, stat_row, summary, table, wait_until, write_results)
+from ven_common.contract import event_command, restore_command
+
+NAME = "command_latency"
+DEVICE_THING = "other_thing"  # the raw-MQTT floor's echoing device (its own ACL topics)
+PAYLOAD = {"cmd_id": str(uuid.UUID(int=1)), "ven_id": THING, "event_id": "evt-0001", "signal": "SIMPLE",
+           "level": 2, "targets": ["campus/building/sim/HVAC_enabled"], "seq": 1}
+
+
+class AckWaiter:
+    """Backend side: publish a command, wait for the ack carrying its correlationId."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, tuple[threading.Event, list[Any]]] = {}
+
+    def handler(self, topic: str, payload: bytes, t_ns: int, dup: bool) -> None:
+        try:
+            cid = json.loads(payload).get("correlationId")
+        except (ValueError, AttributeError):
+            return
+        with self._lock:
+            entry = self._pending.get(cid)
+        if entry is not None and not entry[0].is_set():
+            entry[1][:] = [t_ns, payload]
+            entry[0].set()
+
+    def expect(self, cid: str) -> tuple[threading.Event, list[Any]]:
+        entry = (threading.Event(), [])
+        with self._lock:
+            self._pending[cid] = entry
+        return entry
+
+    def done(self, cid: str) -> None:
+        with self._lock:
+            self._pending.pop(cid, None)
+
+
+def round_trip(client: MqttClient, waiter: AckWaiter, topic: str, body: dict[str, Any],
+               timeout: float = 10.0) -> tuple[float | None, dict[str, Any] | None]:
+    cid = body["correlationId"]
+    ev, slot = waiter.expect(cid)
+    data = json.dumps(body)
+    t0 = time.perf_counter_ns()
+    client.publish(topic, data, qos=1)
+    ok = ev.wait(timeout)
+    waiter.done(cid)
+    if not ok:
+        return None, None
+    return (slot[0] - t0) / 1e6, json.loads(slot[1])
+
+
+def raw_mqtt_floor(system: BenchSystem, n: int, warmup: int, gap: float) -> list[float]:
+    broker = system.broker
+    assert broker is not None
+    cmd_topic, ack_topic = f"ven/cmd/{DEVICE_THING}", f"ven/ack/{DEVICE_THING}"
+    device: MqttClient
+
+    def echo(topic: str, payload: bytes, t_ns: int, dup: bool) -> None:
+        body = json.loads(payload)
+        device.publish(ack_topic, json.dumps({"op": body.get("op"), "status": "accepted",
+                                              "correlationId": body.get("correlationId"), "ts": int(time.time())}))
+
+    device = MqttClient(broker, DEVICE_THING, subscriptions=[(cmd_topic, 1)], handler=echo).start()
+    waiter = AckWaiter()
+    backend = MqttClient(broker, "cloud_backend", subscriptions=[(ack_topic, 1)], handler=waiter.handler).start()
+    out: list[float] = []
+    try:
+        for i in range(warmup + n):
+            body = {**PAYLOAD, "op": "event", "correlationId": f"raw-{i}-{uuid.uuid4().hex[:6]}"}
+            ms, _ = round_trip(backend, waiter, cmd_topic, body)
+            if ms is None:
+                raise RuntimeError("raw MQTT echo lost a message")
+            if i >= warmup:
+                out.append(ms)
+            time.sleep(gap)
+    finally:
+        backend.stop()
+        device.stop()
+    return out
+
+
+def probe_rpc(system: BenchSystem, peer: str, method: str, args: list[Any], n: int, warmup: int,
+              gap_ms: float) -> list[float]:
+    samples = system.rpc("bench.probe", "time_rpc", peer, method, args, n, warmup, gap_ms,
+                         timeout=60 + n * (gap_ms / 1000 + 0.05))
+    return ns_to_ms(samples)
+
+
+MODIFIES_PER_EVENT = 8
+
+
+def command_cycle(k: int) -> list[tuple[str, dict[str, Any]]]:
+    """One event's life on fresh correlationIds: create (1 kW), then modifications toggling
+    3 kW / 1 kW (each re-selects and writes one circuit), then restore (its writes are
+    staggered by restore_spacing_sec, so they happen after the ack, from the VEN's tick)."""
+    evt = f"bench-evt-{k}-{uuid.uuid4().hex[:6]}"
+
+    def cid(tag: str) -> str:
+        return f"bench-{k}-{tag}-{uuid.uuid4().hex[:8]}"
+
+    def event(tag: str, kw: float) -> dict[str, Any]:
+        return event_command(correlation_id=cid(tag), ven_id=THING, event_id=evt, shed_kw=kw, duration_sec=3600)
+
+    cycle = [("create", event("c", 1.0))]
+    for i in range(MODIFIES_PER_EVENT):
+        cycle.append(("modify_up", event(f"u{i}", 3.0)) if i % 2 == 0 else ("modify_down", event(f"d{i}", 1.0)))
+    cycle.append(("restore", restore_command(correlation_id=cid("r"), ven_id=THING)))
+    return cycle
+
+
+_BRIDGE_LINE = re.compile(r"command (\S+) (\S+) -> (\S+) in ([0-9.]+) ms")
+
+
+def bridge_rpc_times(log_text: str) -> dict[str, float]:
+    return {m.group(2): float(m.group(4)) for m in _BRIDGE_LINE.finditer(log_text)}
+
+
+def full_path(system: BenchSystem, n: int, warmup: int, gap: float,
+              actuations: dict[str, int]) -> list[dict[str, Any]]:
+    broker = system.broker
+    assert broker is not None
+    waiter = AckWaiter()
+
+    def handler(topic: str, payload: bytes, t_ns: int, dup: bool) -> None:
+        if topic == TOPICS.telemetry:
+            try:
+                body = json.loads(payload)
+            except ValueError:
+                return
+            if body.get("type") == "actuation":
+                key = str(body.get("reason"))
+                actuations[key] = actuations.get(key, 0) + 1
+            return
+        waiter.handler(topic, payload, t_ns, dup)
+
+    backend = MqttClient(broker, "cloud_backend", subscriptions=[(TOPICS.ack, 1), (TOPICS.telemetry, 1)],
+                         handler=handler).start()
+    rows: list[dict[str, Any]] = []
+    k = 0
+    try:
+        while len(rows) < warmup + n:
+            for kind, body in command_cycle(k):
+                ms, ack = round_trip(backend, waiter, TOPICS.cmd, body)
+                rows.append({"kind": kind, "cid": body["correlationId"], "ms": ms,
+                             "status": None if ack is None else ack.get("status"),
+                             "reason": None if ack is None else ack.get("reason"),
+                             "warmup": len(rows) < warmup})
+                time.sleep(gap)
+            k += 1
+            if k % 25 == 0:
+                log(f"  {len(rows)} commands sent")
+    finally:
+        backend.stop()
+    return rows
+
+
+def engine_breakdown(rounds: int = 50) -> dict[str, dict[str, Any]]:
+    """The VEN's pure core alone (same config, a real on-disk SQLite store), per command kind:
+    its CPU time, the bus messages the agent then publishes before handle_command returns
+    (each publish blocks on the peerlist + platform.auth pre-checks, row (x)) and whether it
+    writes (one set_multiple_points, row (c))."""
+    import random
+    import tempfile
+    from pathlib import Path
+
+    from _harness import ROOT
+    sys.path.insert(0, str(ROOT / "VenAgent"))
+    from venagent.core import CircuitSample, VenConfig, VenEngine, VenStore
+
+    data = json.loads((ROOT / "config/ven-agent.json").read_text())
+    config = VenConfig.from_dict(data)
+    rated = {c.name: c.rated_kw for c in config.circuits}
+    state = {"HVAC": True, "Heater": True, "EV Charger": False, "Water Heater": True, "Lighting": True}
+    acc: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = VenEngine(config, VenStore(str(Path(tmp) / "ven.sqlite")), random.Random(1))
+        now = time.time()
+
+        def feed(t: float) -> None:
+            samples = {n: CircuitSample(on, rated[n] if on else 0.0) for n, on in state.items()}
+            fx = engine.on_readings(t, samples, sum(s.kw or 0.0 for s in samples.values()))
+            state.update({k: v for k, v in fx.writes.items() if k in state})
+
+        for i in range(70):  # a baseline's worth of readings
+            feed(now + i)
+        now += 70
+        for k in range(rounds):
+            for kind, body in command_cycle(k):
+                t0 = time.perf_counter_ns()
+                _, fx = engine.on_command(now, body)
+                dt = (time.perf_counter_ns() - t0) / 1e6
+                state.update({c: v for c, v in fx.writes.items() if c in state})
+                row = acc.setdefault(kind, {"cpu_ms": [], "messages": [], "writes": []})
+                row["cpu_ms"].append(dt)
+                row["messages"].append(len(fx.messages))
+                row["writes"].append(1 if fx.writes else 0)
+                now += 0.05
+                feed(now)
+            now += 3.0  # let staggered restores run
+            feed(now)
+    out = {}
+    for kind, row in acc.items():
+        out[kind] = {"engine_cpu_ms_p50": round(sorted(row["cpu_ms"])[len(row["cpu_ms"]) // 2], 3),
+                     "bus_messages_mean": round(sum(row["messages"]) / len(row["messages"]), 2),
+                     "writes_fraction": round(sum(row["writes"]) / len(row["writes"]), 2)}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=600, help="measured full-path commands (after warm-up)")
+    ap.add_argument("--floor-n", type=int, default=400, help="samples per floor measurement")
+    ap.add_argument("--gap-ms", type=float, default=100.0, help="idle time between samples (all measurements)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    a = ap.parse_args()
+    m = machine()
+    gap = a.gap_ms / 1000.0
+    with BenchSystem(NAME, probes=("bench.probe", "bench.probe2"), keep=a.keep) as system:
+        wait_until(lambda: (system.rpc("ven.agent", "get_status") or {}).get("power_kw") is not None, 60, 1.0,
+                   "the VEN's first reading")
+        time.sleep(3)
+        log("floor (a): raw MQTT command -> ack echo")
+        raw = raw_mqtt_floor(system, a.floor_n, 50, gap)
+        log("floor (b): bare VIP RPC (probe -> probe2.echo, and platform.driver get_point)")
+        echo = probe_rpc(system, "bench.probe2", "echo", [PAYLOAD], a.floor_n, 100, a.gap_ms)
+        get_point = probe_rpc(system, "platform.driver", "get_point", [DEVICE, "Building_kw"], a.floor_n, 100,
+                              a.gap_ms)
+        log("floor (c): platform.driver set_multiple_points (1 point)")
+        smp = probe_rpc(system, "platform.driver", "set_multiple_points",
+                        [DEVICE, [["EV_Charger_enabled", False]]], a.floor_n, 50, a.gap_ms)
+        log("extra: how long one pubsub.publish blocks its caller")
+        pub_block = ns_to_ms(system.rpc("bench.probe", "time_publish", "bench/blocking", 500, 20, timeout=120))
+        log(f"full path: {a.n} commands (+20 warm-up), gap {a.gap_ms} ms")
+        actuations: dict[str, int] = {}
+        rows = full_path(system, a.n, 20, gap, actuations)
+        time.sleep(1.0)
+        rpc_ms = bridge_rpc_times(system.platform_log())
+        stats_after = system.rpc("ven.bridge", "get_status")
+
+    measured = [r for r in rows if not r["warmup"]]
+    lost = [r for r in measured if r["ms"] is None]
+    ok = [r for r in measured if r["ms"] is not None]
+    full = summary(r["ms"] for r in ok)
+    by_kind = {kind: summary(r["ms"] for r in ok if r["kind"] == kind)
+               for kind in ("create", "modify_up", "modify_down", "restore")}
+    kind_of = {r["cid"]: r["kind"] for r in ok}
+    rpc_by_kind = {kind: summary(v for c, v in rpc_ms.items() if kind_of.get(c) == kind) for kind in by_kind}
+    engine = engine_breakdown()
+    statuses: dict[str, int] = {}
+    for r in measured:
+        key = f"{r['kind']}:{r['status']}"
+        statuses[key] = statuses.get(key, 0) + 1
+    rejected_reasons = sorted({r["reason"] for r in measured if r["status"] == "rejected"})[:5]
+    in_rpc = [rpc_ms[r["cid"]] for r in ok if r["cid"] in rpc_ms]
+    outside = [r["ms"] - rpc_ms[r["cid"]] for r in ok if r["cid"] in rpc_ms]
+
+    s_raw, s_echo, s_get, s_smp, s_pub = (summary(x) for x in (raw, echo, get_point, smp, pub_block))
+    floor_p50 = s_raw["p50"] + s_echo["p50"] + s_smp["p50"]
+    floor_p99 = s_raw["p99"] + s_echo["p99"] + s_smp["p99"]
+    ratio_p50 = full["p50"] / floor_p50
+    ratio_p99 = full["p99"] / floor_p99
+
+    print()
+    print_machine(m)
+    print(f"gap between samples: {a.gap_ms} ms; full path n={len(ok)} measured, {len(lost)} without an ack")
+    print(table(STAT_HEADERS, [
+        stat_row("FULL PATH cmd -> ack (all kinds)", full),
+        *[stat_row(f"  full path, {k}", s) for k, s in by_kind.items()],
+        stat_row("  of which: bridge's handle_command RPC", summary(in_rpc)),
+        stat_row("  of which: rest (MQTT x2, bridge in/out)", summary(outside)),
+        stat_row("(a) raw MQTT cmd -> ack echo", s_raw),
+        stat_row("(b) bare VIP RPC probe -> probe2.echo", s_echo),
+        stat_row("(b') platform.driver get_point", s_get),
+        stat_row("(c) platform.driver set_multiple_points", s_smp),
+        stat_row("(x) one pubsub.publish() blocks caller", s_pub),
+    ]))
+    print()
+    print(f"floor = (a)+(b)+(c): p50 {floor_p50:.2f} ms, sum of p99s {floor_p99:.2f} ms")
+    print(f"ratio full path / floor: p50 {ratio_p50:.2f}x, p99 {ratio_p99:.2f}x")
+    print(f"aim p50 <= 10 ms: {'met' if full['p50'] <= 10 else 'MISSED'} ({full['p50']} ms); "
+          f"aim p99 <= 20 ms: {'met' if full['p99'] <= 20 else 'MISSED'} ({full['p99']} ms)")
+    print()
+    print("Where the VEN's time goes (bridge-measured handle_command RPC vs a model built from this run's floor:")
+    print("  (b) RPC + the core's CPU + (c) if it writes + one (x) per bus message the VEN publishes before returning)")
+    model_rows = []
+    for kind, e in engine.items():
+        model = (s_echo["p50"] + e["engine_cpu_ms_p50"] + e["writes_fraction"] * s_smp["p50"]
+                 + e["bus_messages_mean"] * s_pub["p50"])
+        e["model_p50_ms"] = round(model, 2)
+        e["measured_rpc_p50_ms"] = rpc_by_kind.get(kind, {}).get("p50")
+        model_rows.append([kind, e["engine_cpu_ms_p50"], e["writes_fraction"], e["bus_messages_mean"],
+                           e["model_p50_ms"], e["measured_rpc_p50_ms"]])
+    print(table(["command", "core CPU ms", "writes", "bus msgs", "model p50", "measured RPC p50"], model_rows))
+    event_cmds = sum(1 for r in rows if r["kind"] != "restore")
+    print(f"driver writes seen on {TOPICS.telemetry} (type actuation) by reason: {actuations}; "
+          f"event commands sent (incl. warm-up): {event_cmds}")
+    print(f"ack statuses: {statuses}" + (f"; rejections: {rejected_reasons}" if rejected_reasons else ""))
+
+    write_results(NAME, {
+        "machine": m,
+        "params": {"n": a.n, "floor_n": a.floor_n, "gap_ms": a.gap_ms, "warmup_full": 20},
+        "full_path": full,
+        "full_path_by_kind": by_kind,
+        "bridge_rpc_to_ven": summary(in_rpc),
+        "bridge_rpc_to_ven_by_kind": rpc_by_kind,
+        "ven_model": engine,
+        "outside_rpc": summary(outside),
+        "lost": len(lost),
+        "actuations_by_reason": actuations,
+        "event_commands_sent": sum(1 for r in rows if r["kind"] != "restore"),
+        "ack_statuses": statuses,
+        "floor": {"raw_mqtt": s_raw, "vip_rpc_echo": s_echo, "driver_get_point": s_get,
+                  "driver_set_multiple_points": s_smp, "publish_blocking": s_pub},
+        "floor_sum_p50": round(floor_p50, 3),
+        "floor_sum_p99": round(floor_p99, 3),
+        "ratio_p50": round(ratio_p50, 2),
+        "ratio_p99": round(ratio_p99, 2),
+        "aims": {"p50_ms": 10, "p99_ms": 20},
+        "bridge_status_after": stats_after,
+        "samples_ms": [round(r["ms"], 3) if r["ms"] is not None else None for r in measured],
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Print the VEN's shadow in the seed's shape:
+
+    {"power_kw", "shed_kw", "active_event", "circuits": [{"name", "enabled", "current_kw"}, ...]}
+
+The local broker has no shadow service, so this asks the VEN itself, which works on both the
+local broker and AWS IoT: an {"op": "status"} command on ven/cmd/{venId}; the ack carries the
+status snapshot. --full prints the whole snapshot (baseline, priorities, overrides, scheduled
+events); --local asks over VIP RPC instead of MQTT.
+Exit codes: 0 ok, 1 failure, 2 usage, 4 broker unreachable or no answer in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
+
+from ven_common.cloud_client import (  # noqa: E402
+    EXIT_OK, CliError, CloudClient, add_connection_args, add_thing_arg, local_call, new_correlation_id,
+    print_json, run_cli, settings_from_args,
+)
+from ven_common.contract import VEN_IDENTITY, Op  # noqa: E402
+
+SEED_CIRCUIT_KEYS = ("name", "enabled", "current_kw")
+
+
+def seed_shape(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The seed's shadow document from a full status snapshot (fields only ever added upstream)."""
+    return {
+        "power_kw": snapshot.get("power_kw"),
+        "shed_kw": snapshot.get("shed_kw"),
+        "active_event": snapshot.get("active_event"),
+        "circuits": [{k: c.get(k) for k in SEED_CIRCUIT_KEYS} for c in snapshot.get("circuits") or []],
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_thing_arg(p)
+    p.add_argument("--full", action="store_true", help="print the whole status snapshot")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the VEN (default 10)")
+    p.add_argument("--local", action="store_true", help="ask over VIP RPC (as the platform's user)")
+    p.add_argument("--compact", action="store_true", help="print JSON on one line")
+    add_connection_args(p)
+    a = p.parse_args()
+    if a.local:
+        snapshot = local_call(VEN_IDENTITY, "get_status", timeout=a.timeout)
+    else:
+        command = {"op": Op.STATUS.value, "correlationId": new_correlation_id("shadow"), "venId": a.ven_id}
+        with CloudClient(settings_from_args(a)) as client:
+            ack = client.request(command, a.timeout)
+        if ack.get("status") != "accepted":
+            raise CliError(f"the VEN rejected the status request: {ack.get('reason') or ack.get('reason_code')}")
+        snapshot = ack.get("status_snapshot")
+    if not isinstance(snapshot, dict):
+        raise CliError("the VEN's answer carries no status snapshot (is it an older VEN?)")
+    print_json(snapshot if a.full else seed_shape(snapshot), a.compact)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,146 @@
+"""Faults on the real system, observed from outside as a backend would (cloud_backend on the broker)
+and on the driver's points: broker SIGKILLs, bridge SIGKILL, VenAgent restarts, broker down for a
+whole event. Nothing may be lost and loads are always restored on local time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Iterator
+
+import pytest
+
+from tests.support.backend import Backend
+from tests.support.broker import LocalBroker
+from tests.support.system import Platform, wait_until
+from tests.support.ven_checks import (THING, TOPICS, ack_for, cid, enabled, readings, restore_idle,
+                                      wait_readings)
+from ven_common.contract import event_command
+
+pytestmark = pytest.mark.platform
+
+MAX_READING_GAP_SEC = 1.6  # 1 Hz metering; more than this between two readings is a lost reading
+
+
+@pytest.fixture()
+def durable_backend(broker: LocalBroker, certs) -> Iterator[Backend]:
+    b = Backend(certs, broker.port, client_id="backend-durable", persistent=True).start()
+    yield b
+    b.stop()
+
+
+def _reading_ts_gaps(rs: list[dict]) -> list[tuple[float, float]]:
+    ts = sorted({round(r["ts"], 3) for r in rs})
+    return [(a, b) for a, b in zip(ts, ts[1:]) if b - a > MAX_READING_GAP_SEC]
+
+
+def _uuid(platform: Platform, identity: str) -> str:
+    return platform.agents()[identity]["agent_uuid"]
+
+
+def test_broker_sigkill_three_times_loses_no_reading_and_no_ack(
+        platform: Platform, broker: LocalBroker, durable_backend: Backend) -> None:
+    restore_idle(platform)
+    t0 = time.time()
+    wait_readings(durable_backend, t0, 3)
+    corr = []
+    for round_no in range(3):
+        c = cid()
+        corr.append(c)
+        durable_backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-kill-{c}",
+                                                          shed_kw=1.0, duration_sec=3))
+        ack_for(durable_backend, c)
+        broker.kill()
+        time.sleep(2.0)  # the outage itself: readings keep coming on the bus meanwhile
+        broker.restart()
+        wait_until(lambda: durable_backend.connected.is_set() and durable_backend.client.is_connected(), 20, 0.2,
+                   "backend reconnected")
+    # After the last restart, everything the VEN produced up to now must arrive, in sequence.
+    t_end = time.time()
+    wait_until(lambda: any(r["ts"] >= t_end for r in readings(durable_backend, t0)), 60, 0.5,
+               "readings produced after the last restart")
+    rs = [r for r in readings(durable_backend, t0) if r["ts"] <= t_end]
+    # seq is one counter over every kind of message (acks, telemetry, superseded shadow updates
+    # take numbers too), so lost readings show as holes in the VEN's 1 Hz timestamps instead.
+    assert not _reading_ts_gaps(rs), f"readings missing around: {_reading_ts_gaps(rs)}"
+    seqs = [r["seq"] for r in rs]
+    assert seqs == sorted(seqs) or len(set(seqs)) == len(seqs)
+    wait_until(lambda: {f"evt-kill-{c}" for c in corr} <= {d.get("event_id") for d in (
+        m.json() for m in durable_backend.on_topic(TOPICS.ack)) if d.get("type") == "event_report"}, 60, 0.5,
+        "the three completion reports")
+    restore_idle(platform)
+
+
+def test_bridge_sigkill_mid_stream_loses_nothing(platform: Platform, backend: Backend) -> None:
+    t0 = time.time()
+    wait_readings(backend, t0, 3)
+    old_pid = platform.agent_pid("ven.bridge")
+    assert old_pid
+    os.kill(old_pid, signal.SIGKILL)
+    # The platform's crash monitor restarts it; the bridge catches up from the VEN's journal.
+    wait_until(lambda: (p := platform.agent_pid("ven.bridge")) and p != old_pid, 60, 0.5, "bridge restarted")
+    t_back = time.time()
+    wait_until(lambda: any(r["ts"] > t_back + 2 for r in readings(backend, t0)), 40, 0.5, "readings after restart")
+    rs = [r for r in readings(backend, t0) if r["ts"] <= t_back]
+    assert not _reading_ts_gaps(rs), f"readings lost while the bridge was down: {_reading_ts_gaps(rs)}"
+    assert len({r["seq"] for r in readings(backend, t0)}) == len({r["ts"] for r in readings(backend, t0)})
+
+
+def test_ven_restart_mid_event_reapplies_the_shed(platform: Platform, backend: Backend) -> None:
+    restore_idle(platform)
+    c = cid()
+    backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}", shed_kw=2.0,
+                                              duration_sec=120))
+    assert ack_for(backend, c)["status"] == "accepted"
+    assert not enabled(platform, "Heater_enabled")
+    uuid = _uuid(platform, "ven.agent")
+    platform.vctl("stop", uuid)
+    # While the VEN is down someone switches the Heater back on at the panel.
+    platform.rpc("platform.driver", "set_point", "campus/building/sim", "Heater_enabled", True)
+    platform.vctl("start", uuid)
+    started = time.time()
+    wait_until(lambda: not enabled(platform, "Heater_enabled"), 10, 0.3, "shed re-applied after restart")
+    assert time.time() - started <= 5.0 + 1.0  # + one poll of the driver point from here
+    assert platform.rpc("ven.agent", "get_status")["active_event"]["event_id"] == f"evt-{c}"
+    restore_idle(platform)
+
+
+def test_ven_down_through_the_event_end_restores_and_reports(platform: Platform, backend: Backend) -> None:
+    restore_idle(platform)
+    c = cid()
+    backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}", shed_kw=2.0,
+                                              duration_sec=4))
+    ack_for(backend, c)
+    uuid = _uuid(platform, "ven.agent")
+    platform.vctl("stop", uuid)
+    time.sleep(5)  # the event ends while the VEN is down
+    assert not enabled(platform, "Heater_enabled")
+    platform.vctl("start", uuid)
+    wait_until(lambda: enabled(platform, "Heater_enabled"), 20, 0.5, "restored after restart")
+    report = backend.wait_json(TOPICS.ack, lambda d: d.get("type") == "event_report"
+                               and d.get("event_id") == f"evt-{c}", timeout=30)
+    assert report["state"] == "completed"
+
+
+def test_broker_down_for_the_whole_event_restores_on_local_time(
+        platform: Platform, broker: LocalBroker, durable_backend: Backend) -> None:
+    restore_idle(platform)
+    c = cid()
+    durable_backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}",
+                                                      shed_kw=2.0, duration_sec=5))
+    ack = ack_for(durable_backend, c)
+    end_ts = ack["end_ts"]
+    broker.kill()
+    try:
+        wait_until(lambda: enabled(platform, "Heater_enabled"), 20, 0.3, "restore without any cloud")
+    finally:
+        broker.restart()
+    # The actuation record (forwarded after reconnect) carries the VEN's local time of the restore.
+    restore_rec = durable_backend.wait_json(
+        TOPICS.telemetry, lambda d: d.get("type") == "actuation" and d.get("reason") == "restore"
+        and d.get("event_id") == f"evt-{c}", timeout=60)
+    assert end_ts <= restore_rec["ts"] <= end_ts + 1.0 + 0.6  # restore jitter (1 s) + one tick
+    report = durable_backend.wait_json(TOPICS.ack, lambda d: d.get("type") == "event_report"
+                                       and d.get("event_id") == f"evt-{c}", timeout=60)
+    assert report["ended_by"] == "schedule"

@@ -1,0 +1,69 @@
+"""What integration tests observe, as a backend and an operator would: driver points, MQTT traffic."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from tests.support.backend import Backend
+from tests.support.system import Platform, wait_until
+from ven_common.contract import MqttTopics
+
+THING = "volttron_thing"
+TOPICS = MqttTopics(THING)
+DEVICE = "campus/building/sim"
+SHEDDABLE_POINTS = ("HVAC_enabled", "Heater_enabled", "Water_Heater_enabled")
+
+
+def cid() -> str:
+    return f"corr-{uuid.uuid4().hex[:12]}"
+
+
+def enabled(platform: Platform, point: str) -> bool:
+    return bool(platform.rpc("platform.driver", "get_point", DEVICE, point))
+
+
+def all_enabled(platform: Platform, points: tuple[str, ...] = SHEDDABLE_POINTS) -> bool:
+    return all(enabled(platform, p) for p in points)
+
+
+def readings(backend: Backend, since: float = 0.0) -> list[dict[str, Any]]:
+    """Every metering reading the backend got (batches unrolled), each with its MQTT ``seq``."""
+    out: list[dict[str, Any]] = []
+    for msg in backend.on_topic(TOPICS.metering):
+        if msg.at < since:
+            continue
+        body = msg.json()
+        if body.get("batch"):
+            for seq, reading in zip(body["seqs"], body["readings"]):
+                out.append(dict(reading, seq=seq))
+        else:
+            out.append(body)
+    return out
+
+
+def wait_readings(backend: Backend, since: float, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+    return wait_until(lambda: (r := readings(backend, since)) and len(r) >= count and r, timeout, 0.2,
+                      f"{count} readings on {TOPICS.metering}")
+
+
+def ack_for(backend: Backend, correlation_id: str, timeout: float = 15) -> dict[str, Any]:
+    return backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == correlation_id
+                             and d.get("type") != "event_report", timeout=timeout)
+
+
+def seq_gaps(seqs: list[int]) -> list[tuple[int, int]]:
+    """Missing ranges in a set of sequence numbers (duplicates allowed: the backend drops them)."""
+    ordered = sorted(set(seqs))
+    return [(a + 1, b - 1) for a, b in zip(ordered, ordered[1:]) if b != a + 1]
+
+
+def restore_idle(platform: Platform) -> None:
+    platform.rpc("ven.agent", "restore")
+    wait_until(lambda: all_enabled(platform), 30, 0.5, "circuits restored")
+    wait_until(lambda: platform.rpc("ven.agent", "get_status")["active_event"] is None, 10, 0.5, "no active event")
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,30 @@
+from venagent.journal import Journal
+
+
+def test_since_returns_what_was_missed_in_order() -> None:
+    j = Journal(capacity=10, epoch="e1")
+    for i in range(5):
+        j.append("ven/metering", {"i": i})
+    got = j.since("e1", 2)
+    assert [m[0] for m in got["messages"]] == [3, 4, 5] and got["complete"]
+    assert got["messages"][0][2] == {"i": 2}
+
+
+def test_eviction_and_new_epoch_are_reported_incomplete() -> None:
+    j = Journal(capacity=3, epoch="e1")
+    for i in range(6):
+        j.append("t", i)
+    evicted = j.since("e1", 1)
+    assert [m[0] for m in evicted["messages"]] == [4, 5, 6] and not evicted["complete"]
+    restarted = j.since("old-epoch", 99)
+    assert [m[0] for m in restarted["messages"]] == [4, 5, 6] and not restarted["complete"]
+    assert j.since("e1", 6) == {"epoch": "e1", "last_seq": 6, "complete": True, "messages": []}
+
+
+def test_limit_pages_through() -> None:
+    j = Journal(capacity=100, epoch="e")
+    for i in range(10):
+        j.append("t", i)
+    first = j.since("e", 0, limit=4)
+    assert [m[0] for m in first["messages"]] == [1, 2, 3, 4]
+    assert [m[0] for m in j.since("e", 4, limit=4)["messages"]] == [5, 6, 7, 8]
