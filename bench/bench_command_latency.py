@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import threading
 import time
 import uuid
@@ -68,7 +67,7 @@ class AckWaiter:
 
 
 def round_trip(client: MqttClient, waiter: AckWaiter, topic: str, body: dict[str, Any],
-               timeout: float = 10.0) -> tuple[float | None, dict[str, Any] | None]:
+               timeout: float = 10.0) -> tuple[float | None, dict[str, Any] | None, int]:
     cid = body["correlationId"]
     ev, slot = waiter.expect(cid)
     data = json.dumps(body)
@@ -77,8 +76,8 @@ def round_trip(client: MqttClient, waiter: AckWaiter, topic: str, body: dict[str
     ok = ev.wait(timeout)
     waiter.done(cid)
     if not ok:
-        return None, None
-    return (slot[0] - t0) / 1e6, json.loads(slot[1])
+        return None, None, t0
+    return (slot[0] - t0) / 1e6, json.loads(slot[1]), t0
 
 
 def raw_mqtt_floor(system: BenchSystem, n: int, warmup: int, gap: float) -> list[float]:
@@ -99,7 +98,7 @@ def raw_mqtt_floor(system: BenchSystem, n: int, warmup: int, gap: float) -> list
     try:
         for i in range(warmup + n):
             body = {**PAYLOAD, "op": "event", "correlationId": f"raw-{i}-{uuid.uuid4().hex[:6]}"}
-            ms, _ = round_trip(backend, waiter, cmd_topic, body)
+            ms, _, _ = round_trip(backend, waiter, cmd_topic, body)
             if ms is None:
                 raise RuntimeError("raw MQTT echo lost a message")
             if i >= warmup:
@@ -172,8 +171,8 @@ def full_path(system: BenchSystem, n: int, warmup: int, gap: float,
     try:
         while len(rows) < warmup + n:
             for kind, body in command_cycle(k):
-                ms, ack = round_trip(backend, waiter, TOPICS.cmd, body)
-                rows.append({"kind": kind, "cid": body["correlationId"], "ms": ms,
+                ms, ack, t0 = round_trip(backend, waiter, TOPICS.cmd, body)
+                rows.append({"kind": kind, "cid": body["correlationId"], "ms": ms, "t0_ns": t0,
                              "status": None if ack is None else ack.get("status"),
                              "reason": None if ack is None else ack.get("reason"),
                              "warmup": len(rows) < warmup})
@@ -186,55 +185,33 @@ def full_path(system: BenchSystem, n: int, warmup: int, gap: float,
     return rows
 
 
-def engine_breakdown(rounds: int = 50) -> dict[str, dict[str, Any]]:
-    """The VEN's pure core alone (same config, a real on-disk SQLite store), per command kind:
-    its CPU time, the bus messages the agent then publishes before handle_command returns
-    (each publish blocks on the peerlist + platform.auth pre-checks, row (x)) and whether it
-    writes (one set_multiple_points, row (c))."""
-    import random
-    import tempfile
-    from pathlib import Path
+def attribute_bus_messages(rows: list[dict[str, Any]], log_items: list[Any]) -> dict[str, dict[str, Any]]:
+    """Per command kind: the VEN's bus messages that arrived while the command was in flight.
 
-    from _harness import ROOT
-    sys.path.insert(0, str(ROOT / "VenAgent"))
-    from venagent.core import CircuitSample, VenConfig, VenEngine, VenStore
-
-    data = json.loads((ROOT / "config/ven-agent.json").read_text())
-    config = VenConfig.from_dict(data)
-    rated = {c.name: c.rated_kw for c in config.circuits}
-    state = {"HVAC": True, "Heater": True, "EV Charger": False, "Water Heater": True, "Lighting": True}
-    acc: dict[str, dict[str, list[float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = VenEngine(config, VenStore(str(Path(tmp) / "ven.sqlite")), random.Random(1))
-        now = time.time()
-
-        def feed(t: float) -> None:
-            samples = {n: CircuitSample(on, rated[n] if on else 0.0) for n, on in state.items()}
-            fx = engine.on_readings(t, samples, sum(s.kw or 0.0 for s in samples.values()))
-            state.update({k: v for k, v in fx.writes.items() if k in state})
-
-        for i in range(70):  # a baseline's worth of readings
-            feed(now + i)
-        now += 70
-        for k in range(rounds):
-            for kind, body in command_cycle(k):
-                t0 = time.perf_counter_ns()
-                _, fx = engine.on_command(now, body)
-                dt = (time.perf_counter_ns() - t0) / 1e6
-                state.update({c: v for c, v in fx.writes.items() if c in state})
-                row = acc.setdefault(kind, {"cpu_ms": [], "messages": [], "writes": []})
-                row["cpu_ms"].append(dt)
-                row["messages"].append(len(fx.messages))
-                row["writes"].append(1 if fx.writes else 0)
-                now += 0.05
-                feed(now)
-            now += 3.0  # let staggered restores run
-            feed(now)
-    out = {}
-    for kind, row in acc.items():
-        out[kind] = {"engine_cpu_ms_p50": round(sorted(row["cpu_ms"])[len(row["cpu_ms"]) // 2], 3),
-                     "bus_messages_mean": round(sum(row["messages"]) / len(row["messages"]), 2),
-                     "writes_fraction": round(sum(row["writes"]) / len(row["writes"]), 2)}
+    The VEN publishes them inside handle_command, so they reach the probe before the ack
+    reaches the backend; metering and the bridge's status are not the command's."""
+    items = sorted((int(t), str(topic)) for topic, t in log_items
+                   if topic not in ("ven/metering", "ven/bridge/status"))
+    out: dict[str, dict[str, Any]] = {}
+    j = 0
+    for r in sorted(rows, key=lambda r: r["t0_ns"]):
+        start, end = r["t0_ns"], r["t0_ns"] + int((r["ms"] + 2.0) * 1e6)
+        while j < len(items) and items[j][0] < start:
+            j += 1
+        k = j
+        topics: dict[str, int] = {}
+        while k < len(items) and items[k][0] <= end:
+            topics[items[k][1]] = topics.get(items[k][1], 0) + 1
+            k += 1
+        acc = out.setdefault(r["kind"], {"commands": 0, "messages": 0, "wrote": 0, "topics": {}})
+        acc["commands"] += 1
+        acc["messages"] += sum(topics.values())
+        acc["wrote"] += int("ven/actuation" in topics)
+        for t, c in topics.items():
+            acc["topics"][t] = acc["topics"].get(t, 0) + c
+    for acc in out.values():
+        acc["messages_mean"] = round(acc["messages"] / acc["commands"], 2)
+        acc["write_share"] = round(acc["wrote"] / acc["commands"], 2)
     return out
 
 
@@ -262,11 +239,26 @@ def main() -> int:
                         [DEVICE, [["EV_Charger_enabled", False]]], a.floor_n, 50, a.gap_ms)
         log("extra: how long one pubsub.publish blocks its caller")
         pub_block = ns_to_ms(system.rpc("bench.probe", "time_publish", "bench/blocking", 500, 20, timeout=120))
+        log("lever check: an RPC shaped like handle_command (1 write + 3 publishes), publishes before vs after return")
+        work_args = [DEVICE, [["EV_Charger_enabled", False]], 3]
+        work_sync = probe_rpc(system, "bench.probe2", "work", [*work_args, False], a.floor_n, 50, a.gap_ms)
+        work_deferred = probe_rpc(system, "bench.probe2", "work", [*work_args, True], a.floor_n, 50, a.gap_ms)
+        log("the VEN alone: handle_command called from the probe (no MQTT, no bridge)")
+        direct_kinds, direct_args = [], []
+        for k in range(max(1, a.floor_n // (MODIFIES_PER_EVENT + 2))):
+            for kind, body in command_cycle(10_000 + k):
+                direct_kinds.append(kind)
+                direct_args.append([body, "rpc"])
+        direct = ns_to_ms(system.rpc("bench.probe", "time_calls", "ven.agent", "handle_command", direct_args,
+                                     a.gap_ms, timeout=120 + len(direct_args) * (a.gap_ms / 1000 + 0.1)))
+        time.sleep(5)  # let the last event's staggered restores finish
+        system.rpc("bench.probe", "sub_start", "ven/")
         log(f"full path: {a.n} commands (+20 warm-up), gap {a.gap_ms} ms")
         actuations: dict[str, int] = {}
         rows = full_path(system, a.n, 20, gap, actuations)
         time.sleep(1.0)
         rpc_ms = bridge_rpc_times(system.platform_log())
+        ven_msgs = system.rpc("bench.probe", "sub_log", "ven/", timeout=60)
         stats_after = system.rpc("ven.bridge", "get_status")
 
     measured = [r for r in rows if not r["warmup"]]
@@ -277,7 +269,7 @@ def main() -> int:
                for kind in ("create", "modify_up", "modify_down", "restore")}
     kind_of = {r["cid"]: r["kind"] for r in ok}
     rpc_by_kind = {kind: summary(v for c, v in rpc_ms.items() if kind_of.get(c) == kind) for kind in by_kind}
-    engine = engine_breakdown()
+    per_kind_msgs = attribute_bus_messages(ok, ven_msgs)
     statuses: dict[str, int] = {}
     for r in measured:
         key = f"{r['kind']}:{r['status']}"
@@ -312,17 +304,27 @@ def main() -> int:
     print(f"aim p50 <= 10 ms: {'met' if full['p50'] <= 10 else 'MISSED'} ({full['p50']} ms); "
           f"aim p99 <= 20 ms: {'met' if full['p99'] <= 20 else 'MISSED'} ({full['p99']} ms)")
     print()
-    print("Where the VEN's time goes (bridge-measured handle_command RPC vs a model built from this run's floor:")
-    print("  (b) RPC + the core's CPU + (c) if it writes + one (x) per bus message the VEN publishes before returning)")
+    s_ws, s_wd = summary(work_sync), summary(work_deferred)
+    s_direct = summary(direct)
+    s_direct_kind = {kind: summary(v for v, k in zip(direct, direct_kinds) if k == kind) for kind in by_kind}
+    print(table(STAT_HEADERS, [
+        stat_row("VEN handle_command from the probe (all)", s_direct),
+        *[stat_row(f"  from the probe, {k}", v) for k, v in s_direct_kind.items()],
+        stat_row("(y) RPC: 1 write + 3 publishes, then return", s_ws),
+        stat_row("(z) RPC: 1 write, return, then 3 publishes", s_wd),
+    ]))
+    print()
+    print("Where the VEN's time goes: bus messages the VEN published while each command was in flight")
+    print("(seen by the probe subscribed to ven/), and a model from this run's floor rows:")
+    print("  model = (b) RPC + (c) x share of commands that wrote + (x) x messages published before returning")
     model_rows = []
-    for kind, e in engine.items():
-        model = (s_echo["p50"] + e["engine_cpu_ms_p50"] + e["writes_fraction"] * s_smp["p50"]
-                 + e["bus_messages_mean"] * s_pub["p50"])
+    for kind, e in per_kind_msgs.items():
+        model = s_echo["p50"] + e["write_share"] * s_smp["p50"] + e["messages_mean"] * s_pub["p50"]
         e["model_p50_ms"] = round(model, 2)
         e["measured_rpc_p50_ms"] = rpc_by_kind.get(kind, {}).get("p50")
-        model_rows.append([kind, e["engine_cpu_ms_p50"], e["writes_fraction"], e["bus_messages_mean"],
-                           e["model_p50_ms"], e["measured_rpc_p50_ms"]])
-    print(table(["command", "core CPU ms", "writes", "bus msgs", "model p50", "measured RPC p50"], model_rows))
+        model_rows.append([kind, e["messages_mean"], " ".join(f"{t}:{c}" for t, c in e["topics"].items()),
+                           e["write_share"], e["model_p50_ms"], e["measured_rpc_p50_ms"]])
+    print(table(["command", "msgs", "topics (total)", "wrote", "model p50", "bridge RPC p50"], model_rows))
     event_cmds = sum(1 for r in rows if r["kind"] != "restore")
     print(f"driver writes seen on {TOPICS.telemetry} (type actuation) by reason: {actuations}; "
           f"event commands sent (incl. warm-up): {event_cmds}")
@@ -335,7 +337,11 @@ def main() -> int:
         "full_path_by_kind": by_kind,
         "bridge_rpc_to_ven": summary(in_rpc),
         "bridge_rpc_to_ven_by_kind": rpc_by_kind,
-        "ven_model": engine,
+        "ven_bus_messages_by_kind": per_kind_msgs,
+        "ven_handle_command_from_probe": s_direct,
+        "ven_handle_command_from_probe_by_kind": s_direct_kind,
+        "lever_rpc_publish_then_return": summary(work_sync),
+        "lever_rpc_return_then_publish": summary(work_deferred),
         "outside_rpc": summary(outside),
         "lost": len(lost),
         "actuations_by_reason": actuations,

@@ -9,6 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 t0=$SECONDS
 step "Preparing the test environment"
 ensure_packages
+ensure_test_browser   # headless chromium for the web page test (tests only: it is big)
 ensure_user
 ensure_dirs
 sync_sources

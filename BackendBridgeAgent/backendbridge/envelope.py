@@ -124,7 +124,7 @@ class EnvelopeChecker:
             return self._reject(RejectReason.MALFORMED_JSON, f"not UTF-8 at byte {exc.start}")
         if nesting_depth_exceeds(text, self.max_depth):
             return self._reject(
-                RejectReason.TOO_DEEP, f"JSON nests deeper than {self.max_depth} levels"
+                RejectReason.TOO_DEEP, f"JSON nests deeper than {self.max_depth} levels", _lenient_parse(text)
             )
         try:
             obj = json.loads(text, parse_constant=_reject_constant)

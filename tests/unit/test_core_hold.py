@@ -69,3 +69,25 @@ def test_min_on_keeps_recently_switched_on_circuit_out_of_selection() -> None:
     assert dict(fx.writes) == {"B": False}  # A would be first by priority, but it was turned on 10 s ago
     ack2, fx2 = engine.on_command(T0 + 200, event_cmd("e", 5.0, 600))
     assert dict(fx2.writes) == {"A": False}  # modification: min_on now satisfied
+
+
+def test_shed_circuit_found_on_again_is_switched_off_again() -> None:
+    engine, building, _ = _started()
+    assert building.state["Heater"] is False
+    assert not engine.on_readings(T0 + 1, building.samples()).writes  # the write is seen landing
+    building.state["Heater"] = True  # reset device / manual switch at the panel
+    fx = engine.on_readings(T0 + 2, building.samples())
+    assert dict(fx.writes) == {"Heater": False}
+    assert fx.of_topic(BusTopics.ACTUATION)[0]["reason"] == "enforce"
+
+
+def test_a_write_not_yet_visible_in_readings_is_not_resent_at_once() -> None:
+    cfg = building_config()
+    engine = make_engine(cfg)
+    building = Building(cfg)
+    engine.on_readings(T0, building.samples())
+    ack, fx = engine.on_command(T0, event_cmd("lag", 2.0, 3600))
+    assert dict(fx.writes) == {"Heater": False}
+    # The driver has not polled yet: readings still show the Heater on for a few seconds.
+    assert not engine.on_readings(T0 + 2, building.samples()).writes
+    assert dict(engine.on_readings(T0 + 6, building.samples()).writes) == {"Heater": False}

@@ -32,6 +32,9 @@ from venagent.core.views import report_view
 PERSIST_EVERY_SEC = 10.0
 
 
+# How long a commanded switch-off may take to show in readings before it is re-sent.
+ENFORCE_AFTER_SEC = 5.0
+
 class EventController:
     def __init__(
         self,
@@ -323,6 +326,23 @@ class EventController:
             self.restores = [s for s in self.restores if s.name not in gone]
             self.save_restores()
         return dropped
+
+    def enforce(self, now: float, event: EventRecord, fx: EffectsBuilder) -> None:
+        """Switch off again a shed circuit that readings show on: a device that reset (driver or
+        platform restart), a manual switch at the panel, or a write that never landed."""
+        stray = []
+        for name in event.shed_order:
+            state = self.circuits.states.get(name)
+            if state is None or name in self.overrides or state.enabled is not True:
+                continue
+            if state.pending is False and state.off_since is not None and now - state.off_since < ENFORCE_AFTER_SEC:
+                continue  # our write has not reached a reading yet (driver polls every few seconds)
+            stray.append(name)
+        if stray:
+            for name in stray:
+                self.circuits.note_write(now, name, False)
+            fx.write(now, {name: False for name in stray}, "enforce", event.event_id)
+            event.last_change_ts = now  # the hold loop waits for the meter to show the effect
 
     def reapply(self, now: float, event: EventRecord, fx: EffectsBuilder) -> None:
         """After a restart: re-assert the shed set and restart min_off clocks from when we shed."""

@@ -80,6 +80,11 @@ class VenEngine:
         if total is not None:
             self._rolling.add(now, total)
             self._mv_baseline.add(now, total)
+        # Enforce before the hold loop: a circuit that came back on explains the extra load, so
+        # switching it off again beats shedding a further one.
+        active = self._ctl.active()
+        if active is not None:
+            self._ctl.enforce(now, active, fx)
         self._ctl.advance(now, fx)
         active = self._ctl.active()
         if active is not None and active.mv is not None and total is not None:

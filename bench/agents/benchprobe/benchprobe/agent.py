@@ -39,6 +39,23 @@ class BenchProbe(Agent):
         return payload
 
     @RPC.export
+    def work(self, device: str | None, points: list[Any] | None, publishes: int, deferred: bool = False) -> dict:
+        """Mimic the shape of ven.agent.handle_command: one driver write, then ``publishes`` bus
+        messages, then return; with ``deferred`` the publishes run in a greenlet after the return."""
+        if device and points:
+            self.vip.rpc.call("platform.driver", "set_multiple_points", device, points).get(timeout=10)
+
+        def publish_all() -> None:
+            for i in range(publishes):
+                self.vip.pubsub.publish("pubsub", "bench/work", message={"i": i})
+
+        if deferred:
+            gevent.spawn(publish_all)
+        else:
+            publish_all()
+        return {"status": "accepted"}
+
+    @RPC.export
     def time_rpc(self, peer: str, method: str, args: list[Any], n: int, warmup: int = 50,
                  gap_ms: float = 0.0) -> list[int]:
         """Round trip of ``peer.method(*args)`` measured around ``call(...).get()``."""
@@ -49,6 +66,18 @@ class BenchProbe(Agent):
             dt = time.perf_counter_ns() - t0
             if i >= warmup:
                 samples.append(dt)
+            if gap_ms > 0:
+                gevent.sleep(gap_ms / 1000.0)
+        return samples
+
+    @RPC.export
+    def time_calls(self, peer: str, method: str, arg_lists: list[list[Any]], gap_ms: float = 0.0) -> list[int]:
+        """Round trip of ``peer.method(*args)`` for each args list in turn (distinct commands)."""
+        samples: list[int] = []
+        for args in arg_lists:
+            t0 = time.perf_counter_ns()
+            self.vip.rpc.call(peer, method, *args).get(timeout=10)
+            samples.append(time.perf_counter_ns() - t0)
             if gap_ms > 0:
                 gevent.sleep(gap_ms / 1000.0)
         return samples
@@ -105,11 +134,12 @@ class BenchProbe(Agent):
 
     @RPC.export
     def sub_start(self, prefix: str, seq_field: str = "bench_seq") -> bool:
-        """Count what arrives on ``prefix`` (and remember each ``seq_field``)."""
+        """Count what arrives on ``prefix`` (and remember each ``seq_field``, and each arrival's
+        topic and time for :meth:`sub_log`)."""
         if prefix in self._subs:
-            self._subs[prefix].update(count=0, seqs=set(), first_ns=None, last_ns=None)
+            self._subs[prefix].update(count=0, seqs=set(), first_ns=None, last_ns=None, log=[])
             return True
-        state: dict[str, Any] = {"count": 0, "seqs": set(), "first_ns": None, "last_ns": None}
+        state: dict[str, Any] = {"count": 0, "seqs": set(), "first_ns": None, "last_ns": None, "log": []}
         self._subs[prefix] = state
 
         def on_msg(peer: str, sender: str, bus: str, topic: str, headers: Any, message: Any) -> None:
@@ -118,6 +148,8 @@ class BenchProbe(Agent):
             if state["first_ns"] is None:
                 state["first_ns"] = now
             state["last_ns"] = now
+            if len(state["log"]) < 200_000:
+                state["log"].append((topic, now))
             if isinstance(message, dict) and seq_field in message:
                 state["seqs"].add(message[seq_field])
 
@@ -131,6 +163,11 @@ class BenchProbe(Agent):
             return {}
         return {"count": state["count"], "unique": len(state["seqs"]), "first_ns": state["first_ns"],
                 "last_ns": state["last_ns"]}
+
+    @RPC.export
+    def sub_log(self, prefix: str) -> list[tuple[str, int]]:
+        state = self._subs.get(prefix)
+        return [] if state is None else list(state["log"])
 
 
 def main() -> None:
