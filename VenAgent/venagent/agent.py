@@ -64,7 +64,11 @@ class VenAgent(Agent):
             store = VenStore(str(self._data_dir() / "ven.sqlite"))
             self._engine = VenEngine(config, store, random.Random())
             self._config = config
-            self._apply(self._engine.resume(now), reason="resume")
+            self._devices = self._device_points(config)
+            # The driver may still be starting (platform restart): never block the config
+            # callback on it. Writes that fail are re-sent by the engine once readings show
+            # the circuits in the wrong state.
+            gevent.spawn(self._apply, self._engine.resume(now), "resume")
         else:
             # Writes for circuits removed by this update carry the old config's names: resolve
             # them against the old config before switching.
@@ -167,8 +171,8 @@ class VenAgent(Agent):
         for device, result in calls.items():
             try:
                 errors = result.get(timeout=WRITE_TIMEOUT_SEC)
-            except Exception as exc:  # noqa: BLE001 - a driver failure is logged, never fatal
-                _log.error("driver write to %s failed: %s", device, exc)
+            except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - logged, never fatal
+                _log.error("driver write to %s failed: %s", device, exc or type(exc).__name__)
                 continue
             if errors:
                 _log.error("driver write to %s reported errors: %s", device, errors)

@@ -114,7 +114,9 @@ def test_platform_restart_mid_event_reapplies_the_shed(platform: Platform, backe
     platform.start()
     wait_until(lambda: platform.agent_running("ven.agent") and platform.agent_running("platform.driver"), 60, 0.5,
                "agents autostarted")
-    wait_until(lambda: not enabled(platform, "Heater_enabled"), 20, 0.5, "shed re-applied after platform restart")
+    # The driver needs a few seconds after a platform start before its first publish; from then
+    # on the VEN sees the reset Heater and switches it off again.
+    wait_until(lambda: not enabled(platform, "Heater_enabled"), 30, 0.5, "shed re-applied after platform restart")
     assert platform.rpc("ven.agent", "get_status")["active_event"]["event_id"] == f"evt-{c}"
     wait_until(lambda: platform.rpc("ven.bridge", "get_status")["connected"], 30, 0.5, "bridge reconnected")
     restore_idle(platform)
