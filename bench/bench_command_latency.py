@@ -142,6 +142,16 @@ def command_cycle(k: int) -> list[tuple[str, dict[str, Any]]]:
 _BRIDGE_LINE = re.compile(r"command (\S+) (\S+) -> (\S+) in ([0-9.]+) ms")
 
 
+_VEN_LINE = re.compile(r"command (\S+) (\S+) timing: core ([0-9.]+) ms, write ([0-9.]+) ms, "
+                       r"(\d+) bus message\(s\) ([0-9.]+) ms")
+
+
+def ven_timings(log_text: str) -> dict[str, dict[str, float]]:
+    """The VenAgent's per-command timing log line (core, driver write, bus publishes), if present."""
+    return {m.group(2): {"core": float(m.group(3)), "write": float(m.group(4)), "messages": int(m.group(5)),
+                         "publish": float(m.group(6))} for m in _VEN_LINE.finditer(log_text)}
+
+
 def bridge_rpc_times(log_text: str) -> dict[str, float]:
     return {m.group(2): float(m.group(4)) for m in _BRIDGE_LINE.finditer(log_text)}
 
@@ -257,7 +267,9 @@ def main() -> int:
         actuations: dict[str, int] = {}
         rows = full_path(system, a.n, 20, gap, actuations)
         time.sleep(1.0)
-        rpc_ms = bridge_rpc_times(system.platform_log())
+        log_text = system.platform_log()
+        rpc_ms = bridge_rpc_times(log_text)
+        ven_ms = ven_timings(log_text)
         ven_msgs = system.rpc("bench.probe", "sub_log", "ven/", timeout=60)
         stats_after = system.rpc("ven.bridge", "get_status")
 
@@ -325,6 +337,30 @@ def main() -> int:
         model_rows.append([kind, e["messages_mean"], " ".join(f"{t}:{c}" for t, c in e["topics"].items()),
                            e["write_share"], e["model_p50_ms"], e["measured_rpc_p50_ms"]])
     print(table(["command", "msgs", "topics (total)", "wrote", "model p50", "bridge RPC p50"], model_rows))
+    ven_split: dict[str, Any] = {}
+    if ven_ms:
+        print()
+        print("Inside ven.agent.handle_command (its timing log line), p50 / p99 per command kind, ms:")
+        split_rows = []
+        for kind in by_kind:
+            vals = [ven_ms[r["cid"]] for r in ok if r["kind"] == kind and r["cid"] in ven_ms]
+            if not vals:
+                continue
+            parts = {part: summary(v[part] for v in vals) for part in ("core", "write", "publish")}
+            total = summary(v["core"] + v["write"] + v["publish"] for v in vals)
+            nmsg = sum(v["messages"] for v in vals) / len(vals)
+            outside_ven = summary(rpc_ms[r["cid"]] - (ven_ms[r["cid"]]["core"] + ven_ms[r["cid"]]["write"]
+                                                      + ven_ms[r["cid"]]["publish"])
+                                  for r in ok if r["kind"] == kind and r["cid"] in ven_ms and r["cid"] in rpc_ms)
+            ven_split[kind] = {**parts, "inside_total": total, "messages_mean": round(nmsg, 2),
+                               "rpc_minus_inside": outside_ven}
+            split_rows.append([kind, len(vals), f"{parts['core']['p50']} / {parts['core']['p99']}",
+                               f"{parts['write']['p50']} / {parts['write']['p99']}", round(nmsg, 2),
+                               f"{parts['publish']['p50']} / {parts['publish']['p99']}",
+                               f"{total['p50']} / {total['p99']}",
+                               f"{outside_ven.get('p50')} / {outside_ven.get('p99')}"])
+        print(table(["command", "n", "core", "driver write", "msgs", "publishes", "inside total",
+                     "bridge RPC - inside"], split_rows))
     event_cmds = sum(1 for r in rows if r["kind"] != "restore")
     print(f"driver writes seen on {TOPICS.telemetry} (type actuation) by reason: {actuations}; "
           f"event commands sent (incl. warm-up): {event_cmds}")
@@ -338,6 +374,7 @@ def main() -> int:
         "bridge_rpc_to_ven": summary(in_rpc),
         "bridge_rpc_to_ven_by_kind": rpc_by_kind,
         "ven_bus_messages_by_kind": per_kind_msgs,
+        "ven_inside_handle_command": ven_split,
         "ven_handle_command_from_probe": s_direct,
         "ven_handle_command_from_probe_by_kind": s_direct_kind,
         "lever_rpc_publish_then_return": summary(work_sync),

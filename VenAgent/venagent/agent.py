@@ -141,14 +141,18 @@ class VenAgent(Agent):
             _log.exception("handling readings from %s failed", topic)
 
     # -- output --------------------------------------------------------------------------
-    def _apply(self, effects: Effects, reason: str, source: str | None = None) -> None:
+    def _apply(self, effects: Effects, reason: str, source: str | None = None) -> tuple[float, float]:
+        """Write, then publish; returns (seconds writing, seconds publishing) for the timing log."""
+        t0 = time.perf_counter()
         if effects.writes:
             self._write(effects.writes)
+        t1 = time.perf_counter()
         for topic, message in effects.messages:
             self._web.observe(topic, message)
             if source is not None and topic == BusTopics.ACK:
                 message = dict(message, source=source)
             self._publish(topic, message, source or reason)
+        return t1 - t0, time.perf_counter() - t1
 
     def _publish(self, topic: str, message: Any, source: str) -> None:
         vseq = self._journal.append(topic, message)
@@ -185,8 +189,13 @@ class VenAgent(Agent):
             return {"op": None, "status": "rejected", "reason": "VEN not configured yet", "reason_code": "not_ready",
                     "correlationId": command.get("correlationId") if isinstance(command, dict) else None,
                     "ts": int(time.time())}
+        t0 = time.perf_counter()
         ack, effects = self._engine.on_command(time.time(), command)
-        self._apply(effects, reason="command", source=source)
+        core_s = time.perf_counter() - t0
+        write_s, publish_s = self._apply(effects, reason="command", source=source)
+        _log.info("command %s %s timing: core %.1f ms, write %.1f ms, %d bus message(s) %.1f ms",
+                  ack.get("op"), ack.get("correlationId"), core_s * 1e3, write_s * 1e3, len(effects.messages),
+                  publish_s * 1e3)
         if ack.get("status") == "rejected":
             _log.warning("command rejected (%s): %s", ack.get("correlationId"), ack.get("reason"))
         return ack
