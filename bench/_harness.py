@@ -113,11 +113,11 @@ def reading_template(thing: str = THING) -> dict[str, Any]:
                          "Lighting": {"kw": 0.801, "enabled": True}}}
 
 
-def per_second_peak(times_ns: list[int]) -> tuple[int, list[int]]:
-    """Counts in consecutive 1 s windows starting at the first arrival, and their maximum."""
+def per_second_peak(times_ns: list[int], origin_ns: int | None = None) -> tuple[int, list[int]]:
+    """Counts in consecutive 1 s windows from ``origin_ns`` (default: the first arrival), and their maximum."""
     if not times_ns:
         return 0, []
-    t0 = min(times_ns)
+    t0 = min(times_ns) if origin_ns is None else origin_ns
     counts: dict[int, int] = {}
     for t in times_ns:
         k = (t - t0) // 1_000_000_000

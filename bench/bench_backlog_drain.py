@@ -111,10 +111,13 @@ def main() -> int:
         seen = dict(col.bench_seen)
     lost = sorted(set(range(a.readings)) - set(seen))
     drain_s = (max(seen.values()) - t_start) / 1e9 if seen else None
-    first_s = (min(t for t, _, _ in arrivals) - t_start) / 1e9 if arrivals else None
+    first_s = (min(seen.values()) - t_start) / 1e9 if seen else None
     backend_reconnect_s = (backend.last_connect_ns - t_start) / 1e9 if backend.last_connect_ns > t_start else None
-    peak_all, series_all = per_second_peak([t for t, _, _ in arrivals])
-    peak_met, _ = per_second_peak([t for t, topic, _ in arrivals if topic == TOPICS.metering])
+    # Windows anchored at the first backlog reading, so both peaks use the same grid.
+    origin = min(seen.values()) if seen else None
+    peak_all, series_all = per_second_peak([t for t, _, _ in arrivals if origin is None or t >= origin], origin)
+    peak_met, _ = per_second_peak([t for t, topic, _ in arrivals if topic == TOPICS.metering
+                                   and (origin is None or t >= origin)], origin)
     uniq_seqs = sorted(set(col.outbox_seqs))
     gaps = [(x, y) for x, y in zip(uniq_seqs, uniq_seqs[1:]) if y != x + 1]
     topics: dict[str, int] = {}
@@ -126,8 +129,10 @@ def main() -> int:
     rows = [
         ["backlog readings queued (bus -> outbox)", a.readings, ""],
         ["bus publish of the backlog", f"{pub_s:.1f} s", f"{a.readings / pub_s:.0f} readings/s, {a.concurrency} greenlets"],
-        ["broker start -> first message at backend", f"{first_s:.2f} s" if first_s is not None else "-",
-         f"backend re-connected after {backend_reconnect_s:.2f} s" if backend_reconnect_s else ""],
+        ["broker start -> first backlog reading at backend", f"{first_s:.2f} s" if first_s is not None else "-",
+         "the bridge's reconnect back-off (full jitter); "
+         + (f"backend re-connected after {backend_reconnect_s:.2f} s" if backend_reconnect_s else "")],
+        ["first -> last backlog reading", f"{drain_s - first_s:.2f} s" if drain_s is not None else "-", ""],
         ["broker start -> last backlog reading (drain)", f"{drain_s:.2f} s" if drain_s is not None else "-", "aim <= 60 s"],
         ["peak MQTT publishes in a 1 s window (all topics)", peak_all, "must be <= 100"],
         ["peak metering publishes in a 1 s window", peak_met, ""],
@@ -140,7 +145,7 @@ def main() -> int:
          f"reconnects {after['reconnects']}"],
     ]
     print(table(["backlog drain", "value", "note"], rows))
-    print(f"publishes per 1 s window after restart: {series_all[:40]}")
+    print(f"publishes per 1 s window from the first backlog reading: {series_all[:40]}")
     write_results(NAME, {
         "machine": m, "params": {"readings": a.readings, "concurrency": a.concurrency},
         "bus_publish_s": round(pub_s, 3), "first_message_s": first_s, "drain_s": drain_s,

@@ -47,7 +47,7 @@ def _single(item: OutboxItem) -> PlannedMessage:
         # /update/rejected and /get/accepted, which is all the correlation we need.
         body["clientToken"] = f"seq-{item.seq}"
     else:
-        body["seq"] = item.seq
+        body["seq"] = item.stream_seq
     return PlannedMessage(item.topic, _dumps(body).encode(), (item.seq,), item.kind)
 
 
@@ -99,14 +99,13 @@ def _pack_run(run: Sequence[OutboxItem], ven_id: str, max_bytes: int) -> list[Pl
         if len(members) == 1:
             out.append(_single(members[0]))
         elif members:
-            seqs = [m.seq for m in members]
-            body = _batch_envelope(ven_id, seqs, readings)
-            out.append(PlannedMessage(run[0].topic, body, tuple(seqs), KIND_METERING))
+            body = _batch_envelope(ven_id, [m.stream_seq for m in members], readings)
+            out.append(PlannedMessage(run[0].topic, body, tuple(m.seq for m in members), KIND_METERING))
 
     for item in run:
         text = _dumps(item.payload)
         # Each reading also costs a comma in "readings" and its digits plus a comma in "seqs".
-        cost = len(text.encode()) + 1 + len(str(item.seq)) + 1
+        cost = len(text.encode()) + 1 + len(str(item.stream_seq)) + 1
         if members and size + cost > max_bytes:
             flush()
             members, readings, size = [], [], overhead

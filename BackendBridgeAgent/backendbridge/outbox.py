@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     kind TEXT NOT NULL,
     topic TEXT NOT NULL,
     payload TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    stream_seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS dead_letter (
     seq INTEGER PRIMARY KEY,
@@ -62,6 +63,9 @@ class OutboxItem:
     topic: str
     payload: dict[str, Any]
     created: float
+    # Contiguous per MQTT topic: what the backend sees as "seq", so a hole means a lost message
+    # (``seq`` above is the queue's own key, shared by every topic, superseded shadows included).
+    stream_seq: int = 0
 
 
 class Outbox:
@@ -93,6 +97,9 @@ class Outbox:
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+        if "stream_seq" not in columns:  # an outbox written by an older version
+            self._db.execute("ALTER TABLE outbox ADD COLUMN stream_seq INTEGER NOT NULL DEFAULT 0")
         # COUNT(*) is O(n); keep the depth in memory (single writer) and count once here.
         self._depth: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
@@ -132,9 +139,10 @@ class Outbox:
                 ).rowcount
                 self._depth -= dropped
                 self._bump(db, DROPPED, dropped)
+            stream_seq = self._next_stream_seq(db, topic)
             cur = db.execute(
-                "INSERT INTO outbox (kind, topic, payload, created) VALUES (?, ?, ?, ?)",
-                (kind, topic, text, now),
+                "INSERT INTO outbox (kind, topic, payload, created, stream_seq) VALUES (?, ?, ?, ?, ?)",
+                (kind, topic, text, now, stream_seq),
             )
             self._depth += 1
             seq = cur.lastrowid
@@ -142,6 +150,11 @@ class Outbox:
                 self._write_cursor(db, cursor)
         assert seq is not None
         return int(seq)
+
+    def _next_stream_seq(self, db: sqlite3.Connection, topic: str) -> int:
+        name = f"stream:{topic}"
+        self._bump(db, name, 1)
+        return int(db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0])
 
     def set_cursor(self, cursor: tuple[str, int]) -> None:
         """Advance the journal position past a message that was not queued (not forwarded)."""
@@ -198,10 +211,10 @@ class Outbox:
         """The oldest ``limit`` rows with ``seq > after_seq``, in seq order."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, kind, topic, payload, created FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, kind, topic, payload, created, stream_seq FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
-        return [OutboxItem(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+        return [OutboxItem(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
 
     def depth(self) -> int:
         return self._depth
@@ -227,7 +240,8 @@ class Outbox:
     def counters(self) -> dict[str, int]:
         out = {DROPPED: 0, DEAD_LETTER: 0, SUPERSEDED: 0}
         with self._lock:
-            out.update({n: int(v) for n, v in self._db.execute("SELECT name, value FROM counters")})
+            out.update({n: int(v) for n, v in self._db.execute(
+                "SELECT name, value FROM counters WHERE name NOT LIKE 'stream:%'")})
         return out
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:

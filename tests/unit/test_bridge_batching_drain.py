@@ -16,7 +16,7 @@ MAX = 128 * 1024
 
 def item(seq: int, kind: str = "metering", payload: dict | None = None, topic: str | None = None) -> OutboxItem:
     topic = topic or ("volttron/metering" if kind == "metering" else f"ven/{kind}/{THING}")
-    return OutboxItem(seq, kind, topic, payload if payload is not None else {"power_kw": 1.5, "ts": seq}, 0.0)
+    return OutboxItem(seq, kind, topic, payload if payload is not None else {"power_kw": 1.5, "ts": seq}, 0.0, seq)
 
 
 def test_single_live_reading_goes_out_flat_with_seq() -> None:

@@ -130,3 +130,19 @@ def test_journal_cursor_is_stored_with_the_message_and_survives_reopen(tmp_path)
     again = Outbox(path)
     assert again.cursor() == ("ep", 9)
     assert again.depth() == 1
+
+
+def test_stream_seq_is_contiguous_per_topic_whatever_else_is_queued(tmp_path) -> None:
+    from backendbridge.outbox import Outbox
+
+    ob = Outbox(tmp_path / "o.sqlite")
+    ob.enqueue("metering", "volttron/metering", {"i": 1})
+    ob.enqueue("shadow", "$aws/things/t/shadow/update", {"s": 1}, supersede=True)
+    ob.enqueue("shadow", "$aws/things/t/shadow/update", {"s": 2}, supersede=True)
+    ob.enqueue("ack", "ven/ack/t", {"a": 1})
+    ob.enqueue("metering", "volttron/metering", {"i": 2})
+    items = ob.peek(10)
+    metering = [i.stream_seq for i in items if i.topic == "volttron/metering"]
+    assert metering == [1, 2]
+    assert [i.stream_seq for i in items if i.topic == "ven/ack/t"] == [1]
+    assert "stream:volttron/metering" not in ob.counters()
