@@ -127,3 +127,12 @@ class Platform:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def flood_bus(platform: Platform, count: int, marker: str) -> str:
+    """Publish ``count`` readings on ``ven/metering`` from an external client; returns its output."""
+    result = subprocess.run([sys.executable, str(REPO / "tests/support/bus_flood.py"), str(platform.vhome),
+                             str(count), marker], env=platform.env, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise SystemError_(f"bus flood failed: {result.stderr[-2000:]}")
+    return result.stdout.strip()
