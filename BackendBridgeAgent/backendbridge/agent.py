@@ -25,7 +25,6 @@ from typing import Any
 import gevent
 import gevent.event
 import gevent.queue
-import requests
 
 from ven_common.contract import ACK_SOURCE_MQTT, VEN_IDENTITY, BusTopics
 
@@ -500,6 +499,8 @@ class BackendBridgeAgent(Agent):
     def _register_attempt(self) -> RegistrationResult:
         assert self._cfg is not None and self._cfg.backend_url
         cfg = self._cfg
+        import requests  # only with BACKEND_URL: ~5 MiB the bridge need not carry otherwise
+
         result = register_once(
             requests.post,
             cfg.backend_url,

@@ -10,9 +10,8 @@ import datetime as dt
 import stat
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
+# cryptography is imported inside certificate_problems: the agent calls the isolated variant and
+# must not pay for x509 at import.
 
 # AWS-issued device certificates carry this CN; the thing is bound by the policy, not the CN.
 AWS_GENERIC_CN = "AWS IoT Certificate"
@@ -26,6 +25,10 @@ def certificate_problems(
     now: dt.datetime | None = None,
 ) -> tuple[list[str], list[str]]:
     """(errors, warnings). Errors mean connecting cannot work; never logs key material."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
     errors: list[str] = []
     warnings: list[str] = []
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -76,3 +79,39 @@ def certificate_problems(
         ):
             errors.append(f"private key {key} does not belong to certificate {cert}")
     return errors, warnings
+
+
+def certificate_problems_isolated(ca: Path, cert: Path, key: Path, thing: str,
+                                  timeout: float = 30.0) -> tuple[list[str], list[str]]:
+    """:func:`certificate_problems` in a short-lived child process.
+
+    Loading ``cryptography.x509`` costs the long-running bridge ~8 MiB of RSS for a check made
+    once per start: the child pays it instead and exits.
+    """
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "backendbridge.certcheck", str(ca), str(cert), str(key), thing]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        verdict = json.loads(result.stdout)
+        return list(verdict["errors"]), list(verdict["warnings"])
+    except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
+        # Never skip the check: do it here instead.
+        return certificate_problems(ca, cert, key, thing)
+
+
+def _main(argv: list[str]) -> int:
+    import json
+
+    ca, cert, key, thing = argv
+    errors, warnings = certificate_problems(Path(ca), Path(cert), Path(key), thing)
+    print(json.dumps({"errors": errors, "warnings": warnings}))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

@@ -38,7 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from ven_common.contract import AWS_MAX_PAYLOAD_BYTES, MqttTopics
 
 from backendbridge.backoff import FullJitterBackoff
-from backendbridge.certcheck import certificate_problems
+from backendbridge.certcheck import certificate_problems_isolated
 from backendbridge.limits import publish_problems
 
 _log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class CloudLink:
 
     def check_certificates(self) -> None:
         s = self.settings
-        errors, warnings = certificate_problems(s.ca, s.cert, s.key, s.thing)
+        errors, warnings = certificate_problems_isolated(s.ca, s.cert, s.key, s.thing)
         self.warnings = warnings
         for w in warnings:
             _log.warning("certificate: %s", w)

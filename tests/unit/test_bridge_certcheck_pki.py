@@ -70,3 +70,12 @@ def test_broker_conf_rendering(pki, tmp_path: Path) -> None:  # type: ignore[no-
     assert "user root" not in write_broker_files(port=1, pki_dir=pki.root, broker_dir=tmp_path / "c", as_root=False).read_text()
     acl = render_acl()
     assert "pattern read ven/cmd/%u" in acl and "topic readwrite $aws/#" in acl and "user cloud_backend" in acl
+
+
+def test_isolated_check_gives_the_same_verdict(tmp_path) -> None:
+    from backendbridge.certcheck import certificate_problems_isolated
+
+    pki = generate_dev_pki(tmp_path / "pki")
+    assert certificate_problems_isolated(pki.ca, pki.client_cert, pki.client_key, "volttron_thing") == ([], [])
+    errors, _ = certificate_problems_isolated(pki.ca, pki.client_cert, pki.client_key, "other_thing")
+    assert errors and "other_thing" in " ".join(errors)
