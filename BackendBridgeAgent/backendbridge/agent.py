@@ -170,7 +170,7 @@ class BackendBridgeAgent(Agent):
         if self._link is not None:
             try:
                 self._link.stop(reason="shutdown", sleep=gevent.sleep)
-            except Exception:
+            except (Exception, gevent.Timeout):
                 _log.exception("error while disconnecting")
             self._link = None
         if self._handoff is not None:
@@ -211,7 +211,7 @@ class BackendBridgeAgent(Agent):
             topic, headers, message = self._bus_q.get()
             try:
                 self._accept(topic, headers, message)
-            except Exception:
+            except (Exception, gevent.Timeout):
                 _log.exception("forwarding a %s message failed", topic)
 
     def _accept(self, topic: str, headers: dict[str, Any], message: Any) -> None:
@@ -238,7 +238,7 @@ class BackendBridgeAgent(Agent):
                 page = self.vip.rpc.call(VEN_IDENTITY, "get_journal_since", cur[0], cur[1], _CATCH_UP_PAGE).get(
                     timeout=self._cfg.rpc_timeout_sec
                 )
-            except Exception as exc:
+            except (Exception, gevent.Timeout) as exc:
                 _log.warning("cannot catch up with the VEN's journal (%s); continuing with live messages", exc)
                 return
             if not page.get("complete", True):
@@ -294,7 +294,7 @@ class BackendBridgeAgent(Agent):
             self._wake.clear()
             try:
                 wait = self._drainer.pump() if self._drainer else None
-            except Exception:
+            except (Exception, gevent.Timeout):
                 _log.exception("drain failed")
                 wait = 1.0
             if wait == 0.0:
@@ -346,7 +346,7 @@ class BackendBridgeAgent(Agent):
                 result = self.vip.rpc.call(VEN_IDENTITY, "apply_shadow_config", outcome.change).get(
                     timeout=self._cfg.rpc_timeout_sec
                 )
-            except Exception as exc:
+            except (Exception, gevent.Timeout) as exc:
                 _log.error("VEN did not take the shadow config %s: %s", outcome.change, exc)
                 refused.update({k: f"VEN agent unreachable: {exc}"[:200] for k in outcome.change})
             else:
@@ -384,7 +384,7 @@ class BackendBridgeAgent(Agent):
             raw = self._commands.get()
             try:
                 self._handle_command(raw)
-            except Exception:
+            except (Exception, gevent.Timeout):
                 _log.exception("command handling failed")
 
     def _handle_command(self, raw: bytes) -> None:
@@ -406,7 +406,7 @@ class BackendBridgeAgent(Agent):
             result = self.vip.rpc.call(VEN_IDENTITY, "handle_command", command, source=ACK_SOURCE_MQTT).get(
                 timeout=self._cfg.rpc_timeout_sec
             )
-        except Exception as exc:
+        except (Exception, gevent.Timeout) as exc:
             _log.error("VEN unreachable for command %s: %s", admission.correlation_id, exc)
             ack = self._pipeline.ack_unreachable(raw, command, f"{type(exc).__name__}: {exc}")
         else:
@@ -490,7 +490,7 @@ class BackendBridgeAgent(Agent):
             gevent.sleep(self._cfg.status_interval_sec)
             try:
                 self.vip.pubsub.publish("pubsub", BusTopics.BRIDGE_STATUS, message=self._status())
-            except Exception:
+            except (Exception, gevent.Timeout):
                 _log.exception("status publish failed")
             if time.monotonic() - last_shadow >= self._cfg.shadow_interval_sec:
                 last_shadow = time.monotonic()

@@ -109,7 +109,7 @@ class VenAgent(Agent):
             return
         try:
             self._apply(self._engine.tick(time.time()), reason="tick")
-        except Exception:  # noqa: BLE001 - the periodic must survive any single failure
+        except (Exception, gevent.Timeout):  # noqa: BLE001 - the periodic must survive any single failure
             _log.exception("tick failed")
 
     def _on_device_publish(self, peer: str, sender: str, bus: str, topic: str,
@@ -140,7 +140,7 @@ class VenAgent(Agent):
             meter_kw = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
         try:
             self._apply(self._engine.on_readings(time.time(), samples, meter_kw), reason="readings")
-        except Exception:  # noqa: BLE001
+        except (Exception, gevent.Timeout):  # noqa: BLE001
             _log.exception("handling readings from %s failed", topic)
 
     # -- output --------------------------------------------------------------------------
@@ -169,7 +169,7 @@ class VenAgent(Agent):
             effects, reason, source = self._outgoing.get()
             try:
                 self._publish_messages(effects, reason, source)
-            except Exception:  # noqa: BLE001 - one bad message must not stop the others
+            except (Exception, gevent.Timeout):  # noqa: BLE001 - one bad message must not stop the others
                 _log.exception("publishing a command's bus messages failed")
 
     def _publish(self, topic: str, message: Any, source: str) -> None:

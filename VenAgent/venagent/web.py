@@ -125,14 +125,14 @@ class VenWeb:
         for attempt in range(30):
             try:
                 peers = self._agent.vip.peerlist().get(timeout=10)
-            except Exception as exc:  # noqa: BLE001 - keep trying, the bus may be busy at start
+            except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - keep trying, the bus may be busy at start
                 _log.debug("peerlist failed: %s", exc)
                 peers = []
             if PLATFORM_WEB in peers:
                 try:
                     self._register()
                     return
-                except Exception as exc:  # noqa: BLE001
+                except (Exception, gevent.Timeout) as exc:  # noqa: BLE001
                     text = str(exc)
                     if "does not have access" in text or "AuthException" in type(exc).__name__:
                         _log.error("web page not served: %s. Fix: vctl authz add agent %s --rpc-capabilities "
@@ -240,7 +240,7 @@ class VenWeb:
         try:
             result = self._agent.vip.rpc.call(BRIDGE_IDENTITY, "get_status").get(timeout=2)
             value = dict(result, available=True) if isinstance(result, dict) else {"available": False}
-        except Exception as exc:  # noqa: BLE001 - the page shows the bridge as unavailable
+        except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - the page shows the bridge as unavailable
             value = {"available": False, "detail": f"{BRIDGE_IDENTITY} not answering: {type(exc).__name__} {exc}"[:200]}
         self._bridge = (now, value)
         return value

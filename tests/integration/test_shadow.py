@@ -28,7 +28,7 @@ def test_reported_shadow_follows_an_event(platform: Platform, backend: Backend) 
         return event.get("event_id") == f"evt-{c}"
     doc = backend.wait_json(TOPICS.shadow_update, shows_event, timeout=20)
     reported = doc["state"]["reported"]
-    assert reported["online"] is True and reported["shed_kw"] >= 0
+    assert reported["online"] is True and isinstance(reported["shed_kw"], (int, float))
     assert {"name", "enabled", "current_kw"} <= set(reported["circuits"][0])
     assert "bridge" in reported
     raw = next(m.payload for m in reversed(backend.on_topic(TOPICS.shadow_update)))

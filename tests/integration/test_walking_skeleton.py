@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import ssl
 import time
-import uuid
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -15,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.backend import Backend
 from tests.support.system import Platform, wait_until
+from tests.support.ven_checks import cid, enabled, restore_idle
 from ven_common.contract import MqttTopics, event_command, restore_command
 
 pytestmark = pytest.mark.platform
@@ -26,12 +26,8 @@ SMALLEST_SHEDDABLE_KW = 1.2  # Water Heater in the default building
 NOISE_KW = 0.25  # 1 % noise on ~10 kW, both sides of a difference
 
 
-def _cid() -> str:
-    return f"corr-{uuid.uuid4().hex[:12]}"
-
-
-def _enabled(platform: Platform, point: str) -> bool:
-    return bool(platform.rpc("platform.driver", "get_point", DEVICE, point))
+_cid = cid
+_enabled = enabled
 
 
 def _readings(backend: Backend, since: float, count: int, timeout: float = 30) -> list[dict]:
@@ -45,9 +41,7 @@ def _readings(backend: Backend, since: float, count: int, timeout: float = 30) -
 @pytest.fixture()
 def idle_ven(platform: Platform, backend: Backend) -> Platform:
     """Every test starts with no active event and the building as configured."""
-    platform.rpc("ven.agent", "restore")
-    wait_until(lambda: _enabled(platform, "Heater_enabled") and _enabled(platform, "HVAC_enabled")
-               and _enabled(platform, "Water_Heater_enabled"), 30, 0.5, "circuits restored")
+    restore_idle(platform)
     return platform
 
 

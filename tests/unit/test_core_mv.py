@@ -123,3 +123,23 @@ def test_readings_merge_partial_ignore_unknown_and_non_finite() -> None:
     assert status["power_kw"] == 8.0
     assert [c["name"] for c in status["circuits"]] == ["HVAC", "Heater", "EV Charger", "Water Heater", "Lighting"]
     assert status["circuits"][0]["enabled"] is True and status["circuits"][0]["current_kw"] == 5.5
+
+
+def test_back_to_back_events_keep_the_pre_event_baseline() -> None:
+    """Readings taken while shed (or restoring) never enter the baselines."""
+    from core_support import drive
+
+    cfg = building_config()
+    engine = make_engine(cfg)
+    building = Building(cfg)
+    drive(engine, building, T0, T0 + 120)  # 10.0 kW for two minutes
+    ack, fx = engine.on_command(T0 + 121, event_cmd("first", 2.0, 60))
+    building.apply(fx.writes)
+    drive(engine, building, T0 + 122, T0 + 240)  # shed, then restored step by step
+    assert engine.status(T0 + 240)["active_event"] is None
+    ack, fx = engine.on_command(T0 + 241, event_cmd("second", 2.0, 60))
+    building.apply(fx.writes)
+    drive(engine, building, T0 + 242, T0 + 250)
+    status = engine.status(T0 + 250)
+    assert status["baseline_kw"] == pytest.approx(10.0)
+    assert status["shed_kw"] == pytest.approx(2.5)

@@ -77,7 +77,9 @@ class VenEngine:
         fx = EffectsBuilder()
         self._circuits.merge(now, samples, meter_kw)
         total = self._circuits.total_kw()
-        if total is not None:
+        if total is not None and self._ctl.active() is None and not self._ctl.restores:
+            # Baselines describe the building without DR: readings taken while shed or while
+            # the restore is still stepping back up would drag them down (back-to-back events).
             self._rolling.add(now, total)
             self._mv_baseline.add(now, total)
         # Enforce before the hold loop: a circuit that came back on explains the extra load, so
