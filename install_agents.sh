@@ -13,6 +13,13 @@ CERTS="${CERTS:-$HERE/certs}"
 DEVICE_TOPIC="${VEN_DEVICE_TOPIC:-campus/building/sim}"
 
 die() { printf 'install_agents.sh: error: %s\n' "$*" >&2; exit 1; }
+# vctl (rc38) prints gevent "Exception ignored" tracebacks at exit even on success: show its
+# output only when it fails.
+quiet() {
+    local out rc=0
+    out="$("$@" 2>&1)" || rc=$?
+    if [ $rc -ne 0 ]; then printf '%s\n' "$out" >&2; die "'$*' failed (exit $rc)"; fi
+}
 say() { printf '    %s\n' "$*"; }
 
 [ "$(id -u)" -ne 0 ] || die "do not run as root: VOLTTRON refuses root. Run as the platform's user (./scripts/ven_control.sh start does this)"
@@ -31,11 +38,11 @@ lib_registered() { grep -q -i "$1" "$VOLTTRON_HOME/pyproject.toml" 2>/dev/null; 
 # the simulated building is a driver interface installed like any other.
 if ! lib_registered volttron-lib-tree; then
     say "install-lib volttron-lib-tree==2.0.0rc4"
-    vctl install-lib volttron-lib-tree==2.0.0rc4 >/dev/null
+    quiet vctl install-lib volttron-lib-tree==2.0.0rc4
 fi
 if ! lib_registered volttron-lib-web; then
     say "install-lib volttron-lib-web==2.0.0rc7 (the platform's web service, for the VEN's page)"
-    vctl install-lib volttron-lib-web==2.0.0rc7 >/dev/null
+    quiet vctl install-lib volttron-lib-web==2.0.0rc7
 fi
 # The page's chart library, pinned, from the npm registry (never committed); one copy per VEN_ROOT.
 WEB_VENDOR="${VEN_WEB_VENDOR:-${VEN_ROOT:-$VOLTTRON_HOME}/web-vendor}"
@@ -50,7 +57,7 @@ if [ "$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"
 fi
 if ! lib_registered volttron-lib-simbuilding-driver; then
     say "install-lib simbuilding (simulated building driver interface)"
-    vctl install-lib "$HERE/simbuilding" >/dev/null
+    quiet vctl install-lib "$HERE/simbuilding"
 fi
 
 # Configs. `vctl config store` replaces, so re-running updates them.
@@ -58,11 +65,11 @@ rendered="$(mktemp -d)"
 trap 'rm -rf "$rendered"' EXIT
 python "$HERE/scripts/render_configs.py" --out "$rendered" --thing "$THING" --certs "$CERTS" --device "$DEVICE_TOPIC"
 say "config store: platform.driver registry + device devices/$DEVICE_TOPIC"
-vctl config store platform.driver simbuilding.csv "$HERE/config/driver/simbuilding.csv" --csv
-vctl config store platform.driver "devices/$DEVICE_TOPIC" "$rendered/sim.config"
+quiet vctl config store platform.driver simbuilding.csv "$HERE/config/driver/simbuilding.csv" --csv
+quiet vctl config store platform.driver "devices/$DEVICE_TOPIC" "$rendered/sim.config"
 say "config store: ven.agent, ven.bridge"
-vctl config store ven.agent config "$rendered/ven-agent.json"
-vctl config store ven.bridge config "$rendered/bridge.json"
+quiet vctl config store ven.agent config "$rendered/ven-agent.json"
+quiet vctl config store ven.bridge config "$rendered/bridge.json"
 
 agent_uuid() {
     printf '%s' "$status_json" | python -c '
@@ -78,10 +85,10 @@ install_or_restart() {
     if [ -n "$uuid" ]; then
         # Agents are installed editable: a restart runs the new code.
         say "restart $identity (already installed)"
-        vctl restart "$uuid" >/dev/null
+        quiet vctl restart "$uuid"
     else
         say "install $identity from $source"
-        vctl install "$source" --vip-identity "$identity" --enable --start --agent-start-time 2 >/dev/null
+        quiet vctl install "$source" --vip-identity "$identity" --enable --start --agent-start-time 2
     fi
 }
 install_or_restart platform.driver volttron-platform-driver==2.0.0rc9

@@ -143,3 +143,21 @@ def test_back_to_back_events_keep_the_pre_event_baseline() -> None:
     status = engine.status(T0 + 250)
     assert status["baseline_kw"] == pytest.approx(10.0)
     assert status["shed_kw"] == pytest.approx(2.5)
+
+
+def test_readings_before_a_restore_shows_do_not_enter_the_baseline() -> None:
+    from core_support import drive
+
+    cfg = building_config(restore_jitter_sec=0.0)
+    engine = make_engine(cfg)
+    building = Building(cfg)
+    drive(engine, building, T0, T0 + 60)
+    ack, fx = engine.on_command(T0 + 61, event_cmd("lagging", 2.0, 30))
+    building.apply(fx.writes)
+    drive(engine, building, T0 + 62, T0 + 90)
+    restore = engine.tick(T0 + 91.5)  # the restore step is due: Heater back on
+    assert dict(restore.writes) == {"Heater": True}
+    # The driver has not polled yet: two more readings still show the Heater off (7.5 kW).
+    for t in (T0 + 92, T0 + 93):
+        engine.on_readings(t, building.samples())
+    assert engine.status(T0 + 93)["baseline_kw"] == pytest.approx(10.0)

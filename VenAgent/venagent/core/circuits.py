@@ -102,6 +102,16 @@ class CircuitTracker:
         else:
             state.off_since = now
 
+    def settling(self, now: float, within_sec: float = 10.0) -> bool:
+        """A switch we commanded has not shown in a reading yet (bounded, in case it never will)."""
+        for state in self.states.values():
+            if state.pending is None:
+                continue
+            since = state.on_since if state.pending else state.off_since
+            if since is not None and now - since < within_sec:
+                return True
+        return False
+
     def total_kw(self) -> float | None:
         """Meter when configured and known, else the sum of known circuit kW (None if nothing known)."""
         if self.has_meter and self.meter_kw is not None:

@@ -77,9 +77,11 @@ class VenEngine:
         fx = EffectsBuilder()
         self._circuits.merge(now, samples, meter_kw)
         total = self._circuits.total_kw()
-        if total is not None and self._ctl.active() is None and not self._ctl.restores:
-            # Baselines describe the building without DR: readings taken while shed or while
-            # the restore is still stepping back up would drag them down (back-to-back events).
+        if (total is not None and self._ctl.active() is None and not self._ctl.restores
+                and not self._circuits.settling(now)):
+            # Baselines describe the building without DR: readings taken while shed, while the
+            # restore steps back up, or before the last restore shows in readings would drag them
+            # down (back-to-back events).
             self._rolling.add(now, total)
             self._mv_baseline.add(now, total)
         # Enforce before the hold loop: a circuit that came back on explains the extra load, so
