@@ -52,7 +52,7 @@ if [ "$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"
     say "npm install uplot@$UPLOT_VERSION into $WEB_VENDOR (chart library of the web page)"
     command -v npm >/dev/null 2>&1 || die "npm is missing: apt-get install npm (ven_control.sh start does), then run again"
     mkdir -p "$WEB_VENDOR"
-    npm install --prefix "$WEB_VENDOR" --no-audit --no-fund --no-save --loglevel=error "uplot@$UPLOT_VERSION" >/dev/null \
+    npm install --prefix "$WEB_VENDOR" --no-audit --no-fund --no-save --no-update-notifier --loglevel=error "uplot@$UPLOT_VERSION" >/dev/null \
         || die "npm install uplot@$UPLOT_VERSION failed: check access to the npm registry"
 fi
 if ! lib_registered volttron-lib-simbuilding-driver; then

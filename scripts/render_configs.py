@@ -50,7 +50,9 @@ def main() -> None:
     p.add_argument("--certs", type=Path, required=True)
     p.add_argument("--device", default=DEFAULT_DEVICE)
     p.add_argument("--endpoint", default=os.environ.get("IOT_ENDPOINT") or None)
-    p.add_argument("--port", type=int, default=int(os.environ.get("IOT_PORT") or os.environ.get("BROKER_PORT") or 8883))
+    # A real endpoint listens on IOT_PORT (8883 at AWS); BROKER_PORT is only the local stand-in's.
+    default_port = os.environ.get("IOT_PORT") or (None if os.environ.get("IOT_ENDPOINT") else os.environ.get("BROKER_PORT"))
+    p.add_argument("--port", type=int, default=int(default_port or 8883))
     a = p.parse_args()
     render(a.out, a.thing, a.certs.resolve(), a.device, a.endpoint, a.port)
 

@@ -14,8 +14,13 @@ import sys
 
 def _bridge_line(status: dict) -> str:
     state = "connected" if status.get("connected") else "DISCONNECTED"
-    return (f"bridge     {state} to {status.get('endpoint')} as {status.get('thing')}; "
-            f"queue {status.get('queue_depth')} (oldest {status.get('oldest_queued_age_sec')} s), "
+    oldest = status.get("oldest_queued_age_sec")
+    problem = ""
+    if not status.get("connected"):
+        problems = status.get("cert_errors") or [status.get("last_error")]
+        problem = f" ({'; '.join(str(p) for p in problems if p)})" if any(problems) else ""
+    return (f"bridge     {state} to {status.get('endpoint')} as {status.get('thing')}{problem}; "
+            f"queue {status.get('queue_depth')} (oldest {'-' if oldest is None else f'{oldest:.0f} s'}), "
             f"sent {status.get('sent')}, acked {status.get('acked')}, dropped {status.get('dropped')}, "
             f"rejected {status.get('rejected')}")
 
