@@ -69,7 +69,7 @@ class BackendBridgeAgent(Agent):
         self._pipeline: CommandPipeline | None = None
         self._shadow_sync = ShadowVersionSync()
         self._wake = gevent.event.Event()
-        self._commands: gevent.queue.Queue[bytes] = gevent.queue.Queue(maxsize=1000)
+        self._commands: gevent.queue.Queue[tuple[bytes, Any]] = gevent.queue.Queue(maxsize=1000)
         # Bus messages wait here until the runtime (outbox) exists, and are then handled in
         # order by one greenlet, which may first fetch what the VEN published while we were down.
         self._bus_q: gevent.queue.Queue[tuple[str, dict[str, Any], Any]] = gevent.queue.Queue(maxsize=_BUS_QUEUE_MAX)
@@ -370,22 +370,26 @@ class BackendBridgeAgent(Agent):
 
     # -- cloud -> VEN ------------------------------------------------------------------
 
-    def on_command(self, payload: bytes, dup: bool) -> None:
+    def on_command(self, payload: bytes, dup: bool, done: Any = None) -> None:
         # Ordered, one at a time: an "event" followed quickly by a "restore" must reach the
         # VEN in that order.
         try:
-            self._commands.put_nowait(payload)
+            self._commands.put_nowait((payload, done))
         except gevent.queue.Full:
+            # Not PUBACKed: the broker redelivers it after the next reconnect.
             self._commands_dropped += 1
-            _log.error("command queue full; dropping a command (%d bytes)", len(payload))
+            _log.error("command queue full; a command (%d bytes) waits for redelivery", len(payload))
 
     def _command_loop(self) -> None:
         while True:
-            raw = self._commands.get()
+            raw, done = self._commands.get()
             try:
                 self._handle_command(raw)
             except (Exception, gevent.Timeout):
                 _log.exception("command handling failed")
+            finally:
+                if done is not None:
+                    done()
 
     def _handle_command(self, raw: bytes) -> None:
         assert self._pipeline is not None and self._cfg is not None

@@ -54,7 +54,8 @@ def direct_handoff(fn: Callable[[], None]) -> None:
 
 
 class LinkListener(Protocol):
-    def on_command(self, payload: bytes, dup: bool) -> None: ...
+    def on_command(self, payload: bytes, dup: bool, done: Callable[[], None]) -> None:
+        """``done()`` PUBACKs the command: call it once its ack is safely queued."""
     def on_shadow_delta(self, doc: dict[str, Any]) -> None: ...
     def on_shadow_rejected(self, doc: dict[str, Any]) -> None: ...
     def on_shadow_get_accepted(self, doc: dict[str, Any]) -> None: ...
@@ -156,6 +157,9 @@ class CloudLink:
             client_id=s.thing,
             clean_session=False,
             protocol=mqtt.MQTTv311,
+            # A command is PUBACKed only after the VEN answered and its ack is on disk: if the
+            # bridge dies in between, the broker redelivers it (persistent session).
+            manual_ack=True,
         )
         client.enable_logger(logging.getLogger("backendbridge.paho"))
         client.tls_set(
@@ -312,13 +316,21 @@ class CloudLink:
         if level == mqtt.MQTT_LOG_ERR:
             self._paho_error = buf[:300]
 
+    def _ack_incoming(self, mid: int, qos: int) -> None:
+        # paho queues the PUBACK under its own lock and wakes its loop: safe from any thread.
+        client = self._client
+        if client is not None:
+            client.ack(mid, qos)
+
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         topics = self.settings.topics
         payload = bytes(message.payload)
         if message.topic == topics.cmd:
             dup = bool(message.dup)
-            self._handoff(lambda: self._listener.on_command(payload, dup))
+            mid, qos = message.mid, message.qos
+            self._handoff(lambda: self._listener.on_command(payload, dup, lambda: self._ack_incoming(mid, qos)))
             return
+        client.ack(message.mid, message.qos)  # shadow documents: nothing to lose by acking now
         handler = {
             topics.shadow_update_delta: self._listener.on_shadow_delta,
             topics.shadow_update_rejected: self._listener.on_shadow_rejected,

@@ -60,8 +60,10 @@ class Recorder:
         self.disconnects: list[str] = []
         self.deltas: list[dict[str, Any]] = []
 
-    def on_command(self, payload: bytes, dup: bool) -> None:
+    def on_command(self, payload: bytes, dup: bool, done: Callable[[], None] | None = None) -> None:
         self.commands.put((payload, dup))
+        if done is not None:
+            done()
 
     def on_shadow_delta(self, doc: dict[str, Any]) -> None:
         self.deltas.append(doc)
@@ -397,9 +399,10 @@ up, acked, got = gevent.event.Event(), gevent.event.Event(), []
 
 class L:
     def on_connected(self, sp): up.set()
-    def on_command(self, payload, dup):
+    def on_command(self, payload, dup, done):
         # We are in a greenlet of the hub here: gevent primitives (and vip) are allowed.
         gevent.sleep(0)
+        done()
         got.append(json.loads(payload))
         link.publish(topics.ack, json.dumps({{"correlationId": got[-1]["correlationId"]}}).encode(), 1, 7)
     def on_puback(self, token):
@@ -446,3 +449,35 @@ def test_link_inside_a_volttron_style_gevent_process(broker: LocalBroker, pki: P
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_command_not_yet_answered_is_redelivered_after_a_crash(broker: LocalBroker, pki: PkiPaths,
+                                                                  spy: Spy) -> None:
+    """Manual PUBACK: a bridge that dies before the VEN answered gets the command again."""
+
+    class Forgetful(Recorder):
+        def on_command(self, payload: bytes, dup: bool, done: Callable[[], None] | None = None) -> None:
+            self.commands.put((payload, dup))  # dies before answering: never calls done()
+
+    first = Forgetful()
+    crashed = CloudLink(settings(pki, broker.port), first, rng=random.Random(1))
+    crashed.start()
+    assert first.connected.wait(10), crashed.last_error
+    cid = uuid.uuid4().hex
+    spy.publish(TOPICS.cmd, json.dumps({"op": "status", "correlationId": cid}).encode())
+    payload, _ = first.commands.get(timeout=10)
+    assert cid.encode() in payload
+    client = crashed._client  # noqa: SLF001 - simulate the process vanishing: no PUBACK, no DISCONNECT
+    assert client is not None
+    client.loop_stop()
+    client.socket().close()
+
+    second = Recorder()
+    again = CloudLink(settings(pki, broker.port), second, rng=random.Random(2))
+    again.start()
+    try:
+        assert second.connected.wait(10), again.last_error
+        payload, dup = second.commands.get(timeout=15)
+        assert cid.encode() in payload and dup
+    finally:
+        again.stop(timeout=1.0)
