@@ -65,6 +65,9 @@ class VenAgent(Agent):
         now = time.time()
         if self._engine is None:
             store = VenStore(str(self._data_dir() / "ven.sqlite"))
+            # Numbering of what we publish goes on across restarts: the bridge can catch up even
+            # with what we published just before a restart it did not see.
+            self._journal = Journal(path=str(self._data_dir() / "journal.sqlite"))
             self._engine = VenEngine(config, store, random.Random())
             self._config = config
             self._devices = self._device_points(config)

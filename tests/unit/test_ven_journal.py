@@ -28,3 +28,18 @@ def test_limit_pages_through() -> None:
     first = j.since("e", 0, limit=4)
     assert [m[0] for m in first["messages"]] == [1, 2, 3, 4]
     assert [m[0] for m in j.since("e", 4, limit=4)["messages"]] == [5, 6, 7, 8]
+
+
+def test_a_journal_file_keeps_epoch_numbering_and_entries_across_restarts(tmp_path) -> None:
+    path = str(tmp_path / "journal.sqlite")
+    first = Journal(capacity=5, path=path)
+    for i in range(7):
+        first.append("ven/metering", {"i": i})
+    epoch = first.epoch
+    first.close()
+    again = Journal(capacity=5, path=path)
+    assert again.epoch == epoch and again.last_seq == 7
+    got = again.since(epoch, 4)
+    assert [m[0] for m in got["messages"]] == [5, 6, 7] and got["complete"]
+    assert got["messages"][-1][2] == {"i": 6}
+    assert again.append("ven/ack", {"x": 1}) == 8
