@@ -43,6 +43,7 @@ __version__ = "0.1.0"
 
 _SHADOW_MARGIN = 200  # room for "version" and "clientToken" added after building
 _BUS_QUEUE_MAX = 20_000
+_SHADOW_COUNTERS = ("connected", "queue_depth", "dropped", "dead_letter", "sent", "acked", "reconnects")
 _CATCH_UP_PAGE = 2000
 _CERT_RECHECK_SEC = 60.0
 
@@ -442,17 +443,9 @@ class BackendBridgeAgent(Agent):
     # -- status, registration ----------------------------------------------------------
 
     def _bridge_counters(self) -> dict[str, Any]:
-        ob, dr, link = self._outbox, self._drainer, self._link
-        counters = ob.counters() if ob else {}
-        return {
-            "connected": bool(link and link.connected),
-            "queue_depth": ob.depth() if ob else 0,
-            "dropped": counters.get(DROPPED, 0),
-            "dead_letter": counters.get(DEAD_LETTER, 0),
-            "sent": dr.sent if dr else 0,
-            "acked": dr.acked if dr else 0,
-            "reconnects": link.reconnects if link else 0,
-        }
+        """The part of the status that goes into the shadow."""
+        status = self._status()
+        return {key: status[key] for key in _SHADOW_COUNTERS}
 
     def _status(self) -> dict[str, Any]:
         cfg, ob, dr, link, pipe = self._cfg, self._outbox, self._drainer, self._link, self._pipeline

@@ -23,8 +23,10 @@ from volttron.client.vip.agent import RPC, Agent, Core
 from volttron.utils.commands import vip_main
 import volttron.utils as utils
 
-from ven_common.contract import DRIVER_IDENTITY, BusTopics
+from ven_common.contract import (DEFAULT_THING_NAME, DRIVER_IDENTITY, BusTopics, RejectReason, read_correlation_id,
+                                 reject_ack)
 from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
+from venagent.core.config import apply_desired_settings
 from venagent.web import VenWeb
 from venagent.journal import Journal
 
@@ -35,13 +37,17 @@ TICK_SEC = 0.5
 WRITE_TIMEOUT_SEC = 10.0
 
 
+def _number(value: Any) -> float | None:
+    """A driver value as kW, or None for anything that is not a number."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 class VenAgent(Agent):
     def __init__(self, config_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._defaults: dict[str, Any] = utils.load_config(config_path) if config_path else {}
         self._config: VenConfig | None = None
         self._engine: VenEngine | None = None
-        self._started = False
         self._devices: dict[str, list[str]] = {}
         self._web = VenWeb(self)  # the operator's page (venagent/web.py); off without platform.web
         self._journal = Journal()
@@ -70,7 +76,6 @@ class VenAgent(Agent):
             self._journal = Journal(path=str(self._data_dir() / "journal.sqlite"))
             self._engine = VenEngine(config, store, random.Random())
             self._config = config
-            self._devices = self._device_points(config)
             # The driver may still be starting (platform restart): never block the config
             # callback on it. Writes that fail are re-sent by the engine once readings show
             # the circuits in the wrong state.
@@ -103,7 +108,6 @@ class VenAgent(Agent):
         # @PubSub.subscribe is never registered in volttron-core rc38: subscribe explicitly.
         self.vip.pubsub.subscribe("pubsub", "devices/", self._on_device_publish).get(timeout=10)
         self.core.periodic(TICK_SEC, self._tick, wait=TICK_SEC)
-        self._started = True
         self._web.start()
         _log.info("VenAgent started as %s", self.core.identity)
 
@@ -127,20 +131,16 @@ class VenAgent(Agent):
         values = message[0] if isinstance(message, list) and message else message
         if not isinstance(values, dict):
             return
-        by_name = {c.name: c for c in self._config.circuits}
         samples: dict[str, CircuitSample] = {}
         for name in names or ():
-            circuit = by_name[name]
+            circuit = self._config.circuit(name)
+            assert circuit is not None
             enabled = values.get(circuit.enable_point)
-            kw = values.get(circuit.power_point)
             samples[name] = CircuitSample(
                 enabled=bool(enabled) if isinstance(enabled, (bool, int, float)) else None,
-                kw=float(kw) if isinstance(kw, (int, float)) and not isinstance(kw, bool) else None,
+                kw=_number(values.get(circuit.power_point)),
             )
-        meter_kw = None
-        if meter is not None and meter.device == device:
-            raw = values.get(meter.point)
-            meter_kw = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
+        meter_kw = _number(values.get(meter.point)) if meter is not None and meter.device == device else None
         try:
             self._apply(self._engine.on_readings(time.time(), samples, meter_kw), reason="readings")
         except (Exception, gevent.Timeout):  # noqa: BLE001
@@ -183,10 +183,9 @@ class VenAgent(Agent):
     def _write(self, writes: Mapping[str, bool]) -> None:
         """One set_multiple_points per device, devices in parallel (set_point costs ~5x more)."""
         assert self._config is not None
-        by_name = {c.name: c for c in self._config.circuits}
         per_device: dict[str, list[list[Any]]] = defaultdict(list)
         for name, enabled in writes.items():
-            circuit = by_name.get(name)
+            circuit = self._config.circuit(name)
             if circuit is not None:
                 per_device[circuit.device].append([circuit.enable_point, bool(enabled)])
         calls = {
@@ -206,10 +205,11 @@ class VenAgent(Agent):
     @RPC.export
     def handle_command(self, command: Any, source: str = "rpc") -> dict[str, Any]:
         """Handle a command dict (the MQTT schema) and return its ack (after the driver writes)."""
-        if self._engine is None:
-            return {"op": None, "status": "rejected", "reason": "VEN not configured yet", "reason_code": "not_ready",
-                    "correlationId": command.get("correlationId") if isinstance(command, dict) else None,
-                    "ts": int(time.time())}
+        if self._engine is None or self._config is None:
+            return reject_ack(op=command.get("op") if isinstance(command, dict) else None,
+                              correlation_id=read_correlation_id(command), reason_code=RejectReason.NOT_READY,
+                              reason="VEN not configured yet", ts=int(time.time()),
+                              ven_id=os.environ.get("IOT_THING_NAME", DEFAULT_THING_NAME))
         t0 = time.perf_counter()
         ack, effects = self._engine.on_command(time.time(), command)
         t1 = time.perf_counter()
@@ -268,28 +268,13 @@ class VenAgent(Agent):
         """
         if self._config is None or not isinstance(change, Mapping):
             return {}
-        data = self._config.model_dump(mode="json")
-        accepted: dict[str, Any] = {}
-        if "metering_interval_sec" in change:
-            data["metering_interval_sec"] = change["metering_interval_sec"]
-            accepted["metering_interval_sec"] = change["metering_interval_sec"]
-        priorities = change.get("circuit_priorities")
-        if isinstance(priorities, Mapping):
-            known = {c["name"] for c in data["circuits"]}
-            taken = {k: v for k, v in priorities.items() if k in known}
-            for circuit in data["circuits"]:
-                if circuit["name"] in taken:
-                    circuit["priority"] = taken[circuit["name"]]
-            if taken:
-                accepted["circuit_priorities"] = taken
-        if not accepted:
-            return {}
         try:
-            VenConfig.from_dict(data)
+            data, accepted = apply_desired_settings(self._config, change)
         except ValueError as exc:
             _log.warning("shadow config refused: %s", exc)
             return {}
-        self.vip.config.set("config", data, trigger_callback=True)
+        if accepted:
+            self.vip.config.set("config", data, trigger_callback=True)
         return accepted
 
     @RPC.export

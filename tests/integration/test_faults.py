@@ -14,9 +14,8 @@ import pytest
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
 from tests.support.system import Platform, wait_until
-from tests.support.ven_checks import (THING, TOPICS, ack_for, cid, enabled, readings, restore_idle,
+from tests.support.ven_checks import (TOPICS, ack_for, enabled, readings, restore_idle, send_event,
                                       seq_gaps, wait_readings)
-from ven_common.contract import event_command
 
 pytestmark = pytest.mark.platform
 
@@ -45,11 +44,9 @@ def test_broker_sigkill_three_times_loses_no_reading_and_no_ack(
     t0 = time.time()
     wait_readings(durable_backend, t0, 3)
     corr = []
-    for round_no in range(3):
-        c = cid()
+    for _ in range(3):
+        c = send_event(durable_backend, 1.0, 3)
         corr.append(c)
-        durable_backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-kill-{c}",
-                                                          shed_kw=1.0, duration_sec=3))
         ack_for(durable_backend, c)
         broker.kill()
         time.sleep(2.0)  # the outage itself: readings keep coming on the bus meanwhile
@@ -67,7 +64,7 @@ def test_broker_sigkill_three_times_loses_no_reading_and_no_ack(
     assert not _reading_ts_gaps(rs), f"readings missing around: {_reading_ts_gaps(rs)}"
     ack_seqs = [d["seq"] for d in (m.json() for m in durable_backend.on_topic(TOPICS.ack) if m.at >= t0)]
     assert not seq_gaps(ack_seqs), f"ack seq holes: {seq_gaps(ack_seqs)}"
-    wait_until(lambda: {f"evt-kill-{c}" for c in corr} <= {d.get("event_id") for d in (
+    wait_until(lambda: {f"evt-{c}" for c in corr} <= {d.get("event_id") for d in (
         m.json() for m in durable_backend.on_topic(TOPICS.ack)) if d.get("type") == "event_report"}, 60, 0.5,
         "the three completion reports")
     restore_idle(platform)
@@ -90,9 +87,7 @@ def test_bridge_sigkill_mid_stream_loses_nothing(platform: Platform, backend: Ba
 
 def test_ven_restart_mid_event_reapplies_the_shed(platform: Platform, backend: Backend) -> None:
     restore_idle(platform)
-    c = cid()
-    backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}", shed_kw=2.0,
-                                              duration_sec=120))
+    c = send_event(backend, 2.0, 120)
     assert ack_for(backend, c)["status"] == "accepted"
     assert not enabled(platform, "Heater_enabled")
     uuid = _uuid(platform, "ven.agent")
@@ -109,9 +104,7 @@ def test_ven_restart_mid_event_reapplies_the_shed(platform: Platform, backend: B
 
 def test_ven_down_through_the_event_end_restores_and_reports(platform: Platform, backend: Backend) -> None:
     restore_idle(platform)
-    c = cid()
-    backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}", shed_kw=2.0,
-                                              duration_sec=4))
+    c = send_event(backend, 2.0, 4)
     ack_for(backend, c)
     uuid = _uuid(platform, "ven.agent")
     platform.vctl("stop", uuid)
@@ -127,9 +120,7 @@ def test_ven_down_through_the_event_end_restores_and_reports(platform: Platform,
 def test_broker_down_for_the_whole_event_restores_on_local_time(
         platform: Platform, broker: LocalBroker, durable_backend: Backend) -> None:
     restore_idle(platform)
-    c = cid()
-    durable_backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}",
-                                                      shed_kw=2.0, duration_sec=5))
+    c = send_event(durable_backend, 2.0, 5)
     ack = ack_for(durable_backend, c)
     end_ts = ack["end_ts"]
     broker.kill()

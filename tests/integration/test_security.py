@@ -7,14 +7,12 @@ import stat
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
 from tests.support.system import Platform
-from tests.support.ven_checks import THING, TOPICS, cid
+from tests.support.ven_checks import THING, TOPICS, cid, handled_so_far, thing_client
 
 pytestmark = pytest.mark.platform
 
@@ -36,37 +34,29 @@ def test_private_key_material_appears_in_no_log(platform: Platform, broker: Loca
 
 def test_another_thing_cannot_receive_our_commands(broker: LocalBroker, certs: Path, backend: Backend) -> None:
     got: list[bytes] = []
-    other = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="other_thing", protocol=mqtt.MQTTv311)
-    other.tls_set(ca_certs=str(certs / "ca.pem"), certfile=str(certs / "other_thing.crt"),
-                  keyfile=str(certs / "other_thing.key"))
+    other = thing_client(certs, broker.port, "other_thing", "other_thing")
     other.on_message = lambda c, u, m: got.append(m.payload)
-    other.connect("localhost", broker.port)
-    other.loop_start()
     # mosquitto grants the SUBACK but never delivers outside the ACL: assert on delivery.
     other.subscribe([(TOPICS.cmd, 1), ("ven/ack/#", 1)])
     time.sleep(0.3)
-    marker = cid()
-    backend.publish(TOPICS.cmd, {"op": "status", "correlationId": marker, "venId": THING})
-    backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == marker)
+    handled_so_far(backend)
     time.sleep(0.3)  # what the other thing could have received would have arrived with the ack
     other.disconnect()
     other.loop_stop()
     assert not got, f"another thing received {got[:1]}"
 
 
-def test_the_thing_itself_cannot_forge_commands_to_itself(broker: LocalBroker, certs: Path, backend: Backend) -> None:
-    """The device certificate may only read its command topic (AWS policy: the cloud commands)."""
-    forged = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="forger", protocol=mqtt.MQTTv311)
-    forged.tls_set(ca_certs=str(certs / "ca.pem"), certfile=str(certs / "client.crt"),
-                   keyfile=str(certs / "client.key"))
-    forged.connect("localhost", broker.port)
-    forged.loop_start()
+@pytest.mark.parametrize("cert_name, client_id", [
+    ("other_thing", "other_thing"),   # another thing commanding ours
+    ("client", "forger"),             # our own certificate: the device may only read its command topic
+])
+def test_only_the_backend_may_publish_our_commands(broker: LocalBroker, certs: Path, backend: Backend,
+                                                     cert_name: str, client_id: str) -> None:
+    sender = thing_client(certs, broker.port, cert_name, client_id)
     c = cid()
-    forged.publish(TOPICS.cmd, json.dumps({"op": "status", "correlationId": c, "venId": THING}),
+    sender.publish(TOPICS.cmd, json.dumps({"op": "status", "correlationId": c, "venId": THING}),
                    qos=1).wait_for_publish(5)
-    marker = cid()
-    backend.publish(TOPICS.cmd, {"op": "status", "correlationId": marker, "venId": THING})
-    backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == marker)
-    forged.disconnect()
-    forged.loop_stop()
+    handled_so_far(backend)
+    sender.disconnect()
+    sender.loop_stop()
     assert not [m for m in backend.on_topic(TOPICS.ack) if c.encode() in m.payload]

@@ -9,17 +9,15 @@ import pytest
 
 from tests.support.backend import Backend
 from tests.support.system import Platform, wait_until
-from tests.support.ven_checks import THING, TOPICS, ack_for, cid, restore_idle
-from ven_common.contract import AWS_MAX_SHADOW_BYTES, event_command
+from tests.support.ven_checks import TOPICS, ack_for, restore_idle, send_event
+from ven_common.contract import AWS_MAX_SHADOW_BYTES
 
 pytestmark = pytest.mark.platform
 
 
 def test_reported_shadow_follows_an_event(platform: Platform, backend: Backend) -> None:
     restore_idle(platform)
-    c = cid()
-    backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}", shed_kw=2.0,
-                                              duration_sec=60))
+    c = send_event(backend, 2.0, 60)
     ack_for(backend, c)
 
     def shows_event(doc: dict) -> bool:

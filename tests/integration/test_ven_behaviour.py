@@ -10,8 +10,7 @@ import pytest
 
 from tests.support.backend import Backend
 from tests.support.system import Platform, wait_until
-from tests.support.ven_checks import THING, TOPICS, ack_for, cid, enabled, restore_idle
-from ven_common.contract import event_command
+from tests.support.ven_checks import THING, TOPICS, ack_for, cid, enabled, restore_idle, send_event
 
 pytestmark = pytest.mark.platform
 
@@ -20,10 +19,8 @@ def test_restore_is_staggered_and_returns_the_pre_event_state(platform: Platform
     restore_idle(platform)
     # EV Charger is off before the event: whatever happens, the restore must leave it off.
     assert not enabled(platform, "EV_Charger_enabled")
-    c = cid()
     t0 = time.time()
-    backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}", shed_kw=7.5,
-                                              duration_sec=3))
+    c = send_event(backend, 7.5, 3)
     ack = ack_for(backend, c)
     assert ack["status"] == "accepted" and ack["actual_shed_kw"] >= 7.5
     shed = set(platform.rpc("ven.agent", "get_status")["active_event"]["shed_circuits"])
@@ -50,9 +47,7 @@ def test_override_wins_over_the_event(platform: Platform, backend: Backend) -> N
     result = platform.rpc("ven.agent", "set_override", "Heater", True)
     assert result["ok"]
     try:
-        c = cid()
-        backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}", shed_kw=2.0,
-                                                  duration_sec=60))
+        c = send_event(backend, 2.0, 60)
         assert ack_for(backend, c)["status"] == "accepted"
         assert enabled(platform, "Heater_enabled")  # pinned on: something else was shed instead
         status = platform.rpc("ven.agent", "get_status")
@@ -106,9 +101,7 @@ def test_platform_restart_mid_event_reapplies_the_shed(platform: Platform, backe
     """The simulated building comes back with every circuit on after a platform restart: the VEN
     must shed again from its persisted event, within seconds of starting."""
     restore_idle(platform)
-    c = cid()
-    backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}", shed_kw=2.0,
-                                              duration_sec=300))
+    c = send_event(backend, 2.0, 300)
     assert ack_for(backend, c)["status"] == "accepted"
     platform.stop()
     platform.start()

@@ -8,34 +8,17 @@ import ssl
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.backend import Backend
 from tests.support.system import Platform, wait_until
-from tests.support.ven_checks import cid, enabled, restore_idle
-from ven_common.contract import MqttTopics, event_command, restore_command
+from tests.support.ven_checks import THING, TOPICS, cid, enabled, handled_so_far, restore_idle, wait_readings
+from ven_common.contract import event_command, restore_command
 
 pytestmark = pytest.mark.platform
 
-THING = "volttron_thing"
-TOPICS = MqttTopics(THING)
-DEVICE = "campus/building/sim"
 SMALLEST_SHEDDABLE_KW = 1.2  # Water Heater in the default building
 NOISE_KW = 0.25  # 1 % noise on ~10 kW, both sides of a difference
-
-
-_cid = cid
-_enabled = enabled
-
-
-def _readings(backend: Backend, since: float, count: int, timeout: float = 30) -> list[dict]:
-    def have_enough() -> list[dict] | None:
-        got = [m.json() for m in backend.on_topic(TOPICS.metering) if m.at >= since]
-        flat = [r for g in got for r in (g.get("readings") or [g])]
-        return flat if len(flat) >= count else None
-    return wait_until(have_enough, timeout, 0.2, f"{count} readings on {TOPICS.metering}")
 
 
 @pytest.fixture()
@@ -46,45 +29,45 @@ def idle_ven(platform: Platform, backend: Backend) -> Platform:
 
 
 def test_event_sheds_and_acks_over_mqtt(idle_ven: Platform, backend: Backend) -> None:
-    before = _readings(backend, time.time(), 3)
+    before = wait_readings(backend, time.time(), 3)
     assert all(r["venId"] == THING for r in before)
     base = sum(r["power_kw"] for r in before[-3:]) / 3
 
-    cid = _cid()
+    c = cid()
     sent = time.time()
-    backend.publish(TOPICS.cmd, event_command(correlation_id=cid, ven_id=THING, event_id=f"evt-{cid}",
+    backend.publish(TOPICS.cmd, event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}",
                                               shed_kw=2.0, duration_sec=120))
-    ack = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == cid, timeout=10)
+    ack = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == c, timeout=10)
     assert ack["op"] == "event" and ack["status"] == "accepted"
-    assert ack["event_id"] == f"evt-{cid}" and ack["requested_shed_kw"] == 2.0
+    assert ack["event_id"] == f"evt-{c}" and ack["requested_shed_kw"] == 2.0
     assert isinstance(ack["ts"], int) and isinstance(ack["actual_shed_kw"], float)
     assert 2.0 <= ack["actual_shed_kw"] <= 2.0 + SMALLEST_SHEDDABLE_KW + NOISE_KW
 
     # The building's metered power drops by what was asked, and not by much more.
-    assert not _enabled(idle_ven, "Heater_enabled")
-    assert _enabled(idle_ven, "Lighting_enabled")  # critical: never shed
-    after = [r for r in _readings(backend, sent + 2.5, 3) if r.get("active_event") == f"evt-{cid}"]
+    assert not enabled(idle_ven, "Heater_enabled")
+    assert enabled(idle_ven, "Lighting_enabled")  # critical: never shed
+    after = [r for r in wait_readings(backend, sent + 2.5, 3) if r.get("active_event") == f"evt-{c}"]
     assert after, "no metering reading during the event"
     drop = base - after[-1]["power_kw"]
     assert 2.0 - NOISE_KW <= drop <= 2.0 + SMALLEST_SHEDDABLE_KW + NOISE_KW
 
     # restore: acked, and every circuit back to its pre-event state (EV Charger was off: stays off)
-    rid = _cid()
+    rid = cid()
     backend.publish(TOPICS.cmd, restore_command(correlation_id=rid, ven_id=THING))
     rack = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == rid, timeout=10)
     assert rack["status"] == "accepted" and rack["op"] == "restore"
-    wait_until(lambda: _enabled(idle_ven, "Heater_enabled"), 20, 0.5, "Heater restored")
-    assert not _enabled(idle_ven, "EV_Charger_enabled")
+    wait_until(lambda: enabled(idle_ven, "Heater_enabled"), 20, 0.5, "Heater restored")
+    assert not enabled(idle_ven, "EV_Charger_enabled")
     report = backend.wait_json(TOPICS.ack, lambda d: d.get("type") == "event_report"
-                               and d.get("event_id") == f"evt-{cid}", timeout=20)
+                               and d.get("event_id") == f"evt-{c}", timeout=20)
     assert report["ended_by"] == "restore" and report["mean_actual_shed_kw"] > 0
 
 
 def test_duplicate_correlation_id_returns_the_same_ack(idle_ven: Platform, backend: Backend) -> None:
-    cid = _cid()
-    cmd = event_command(correlation_id=cid, ven_id=THING, event_id=f"evt-{cid}", shed_kw=1.0, duration_sec=60)
+    c = cid()
+    cmd = event_command(correlation_id=c, ven_id=THING, event_id=f"evt-{c}", shed_kw=1.0, duration_sec=60)
     backend.publish(TOPICS.cmd, cmd)
-    first = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == cid)
+    first = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == c)
     direct = idle_ven.rpc("ven.agent", "handle_command", cmd)
     assert {k: v for k, v in direct.items() if k != "source"} == {k: v for k, v in first.items() if k != "seq"}
     idle_ven.rpc("ven.agent", "restore")
@@ -106,12 +89,10 @@ def test_bad_commands_get_a_reasoned_reject_and_change_nothing(
     since = time.time()
     backend.publish(TOPICS.cmd, payload)
     if reason_word is None:  # no correlationId can be read from broken JSON: nothing to ack
-        marker = _cid()
-        backend.publish(TOPICS.cmd, {"op": "status", "correlationId": marker, "venId": THING})
-        backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == marker)
+        handled_so_far(backend)
     else:
-        cid = json.loads(payload)["correlationId"]
-        ack = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == cid, since=since)
+        c = json.loads(payload)["correlationId"]
+        ack = backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == c, since=since)
         assert ack["status"] == "rejected" and reason_word in ack["reason"]
     status_after = idle_ven.rpc("ven.agent", "get_status")
     assert status_after["active_event"] is None and status_before["active_event"] is None
@@ -123,20 +104,3 @@ def test_client_certificate_from_another_ca_is_refused(broker, certs: Path) -> N
     with pytest.raises((ssl.SSLError, OSError, TimeoutError)):
         refused.start(timeout=5)
     refused.client.loop_stop()
-
-
-def test_a_thing_cannot_command_another_thing(broker, certs: Path, backend: Backend) -> None:
-    """other_thing's certificate may not publish on volttron_thing's command topic (per-thing ACL)."""
-    intruder = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="other_thing", protocol=mqtt.MQTTv311)
-    intruder.tls_set(ca_certs=str(certs / "ca.pem"), certfile=str(certs / "other_thing.crt"),
-                     keyfile=str(certs / "other_thing.key"))
-    intruder.connect("localhost", broker.port)
-    intruder.loop_start()
-    cid = _cid()
-    intruder.publish(TOPICS.cmd, json.dumps({"op": "status", "correlationId": cid}), qos=1).wait_for_publish(5)
-    marker = _cid()
-    backend.publish(TOPICS.cmd, {"op": "status", "correlationId": marker, "venId": THING})
-    backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == marker)
-    assert not [m for m in backend.on_topic(TOPICS.ack) if cid in m.payload.decode(errors="replace")]
-    intruder.disconnect()
-    intruder.loop_stop()

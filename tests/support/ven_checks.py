@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.backend import Backend
 from tests.support.system import Platform, wait_until
-from ven_common.contract import MqttTopics
+from ven_common.contract import MqttTopics, event_command
 
 THING = "volttron_thing"
 TOPICS = MqttTopics(THING)
@@ -74,3 +78,29 @@ def restore_idle(platform: Platform) -> None:
 
 def now() -> float:
     return time.time()
+
+
+def send_event(backend: Backend, shed_kw: float, duration_sec: float, name: str | None = None) -> str:
+    """Publish an event command as the backend does; returns its correlationId (event id ``evt-<cid>``)."""
+    correlation_id = cid()
+    backend.publish(TOPICS.cmd, event_command(correlation_id=correlation_id, ven_id=THING,
+                                              event_id=name or f"evt-{correlation_id}", shed_kw=shed_kw,
+                                              duration_sec=duration_sec))
+    return correlation_id
+
+
+def handled_so_far(backend: Backend, timeout: float = 30) -> None:
+    """Wait until the VEN has answered everything published before: commands are handled in order."""
+    marker = cid()
+    backend.publish(TOPICS.cmd, {"op": "status", "correlationId": marker, "venId": THING})
+    backend.wait_json(TOPICS.ack, lambda d: d.get("correlationId") == marker, timeout=timeout)
+
+
+def thing_client(certs: Path, port: int, cert_name: str, client_id: str) -> mqtt.Client:
+    """A connected MQTT client holding one of the dev PKI's certificates (a device, not the backend)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client.tls_set(ca_certs=str(certs / "ca.pem"), certfile=str(certs / f"{cert_name}.crt"),
+                   keyfile=str(certs / f"{cert_name}.key"))
+    client.connect("localhost", port)
+    client.loop_start()
+    return client

@@ -81,3 +81,19 @@ def test_single_problems_name_the_field(data: dict[str, Any], fragment: str) -> 
 
 def test_non_object_config_is_a_config_error() -> None:
     assert _problems([]) == ("config must be a JSON object, got list",)  # type: ignore[arg-type]
+
+
+def test_desired_shadow_settings_apply_only_to_known_circuits_and_valid_values() -> None:
+    from core_support import building_config
+
+    from venagent.core.config import apply_desired_settings
+
+    cfg = building_config()
+    data, accepted = apply_desired_settings(cfg, {"metering_interval_sec": 2, "circuit_priorities": {"HVAC": 0,
+                                                                                                   "Sauna": 1}})
+    assert accepted == {"metering_interval_sec": 2, "circuit_priorities": {"HVAC": 0}}
+    assert data["metering_interval_sec"] == 2
+    assert next(c for c in data["circuits"] if c["name"] == "HVAC")["priority"] == 0
+    assert apply_desired_settings(cfg, {"unknown": 1})[1] == {}
+    with pytest.raises(ValueError):
+        apply_desired_settings(cfg, {"metering_interval_sec": -5})

@@ -106,6 +106,29 @@ class VenConfig(BaseModel):
         return {c.name: c for c in self.circuits}
 
 
+def apply_desired_settings(config: VenConfig, change: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The config-store document with the permitted desired-shadow settings applied, and the
+    accepted subset (``metering_interval_sec``; ``circuit_priorities`` of known circuits).
+
+    Raises :class:`ConfigError` when the result would not be a valid configuration.
+    """
+    data = config.model_dump(mode="json")
+    accepted: dict[str, Any] = {}
+    if "metering_interval_sec" in change:
+        data["metering_interval_sec"] = accepted["metering_interval_sec"] = change["metering_interval_sec"]
+    priorities = change.get("circuit_priorities")
+    if isinstance(priorities, Mapping):
+        taken = {name: value for name, value in priorities.items() if config.circuit(name) is not None}
+        for circuit in data["circuits"]:
+            if circuit["name"] in taken:
+                circuit["priority"] = taken[circuit["name"]]
+        if taken:
+            accepted["circuit_priorities"] = taken
+    if accepted:
+        VenConfig.from_dict(data)
+    return data, accepted
+
+
 def _json_friendly(data: Mapping[str, Any]) -> dict[str, Any]:
     """Strict mode refuses ints for float fields only when they are bools; JSON lists → tuples."""
     out = dict(data)
