@@ -38,6 +38,8 @@ class Backend:
         self._cond = threading.Condition()
         self.messages: list[Received] = []
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self._sub_mid: int | None = None
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"backend-{uuid.uuid4().hex[:8]}",
                                   clean_session=not persistent, protocol=mqtt.MQTTv311)
         # A persistent backend keeps its subscriptions and queued messages across broker restarts,
@@ -47,13 +49,18 @@ class Backend:
                             keyfile=str(certs / f"{cert_name}.key"), cert_reqs=ssl.CERT_REQUIRED)
         self.client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.port = port
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
         if not rc.is_failure:
-            client.subscribe([("#", 1), ("$aws/#", 1)])
+            _, self._sub_mid = client.subscribe([("#", 1), ("$aws/#", 1)])
             self.connected.set()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, props: Any = None) -> None:
+        if mid == self._sub_mid:
+            self.subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
@@ -63,9 +70,9 @@ class Backend:
     def start(self, timeout: float = 10) -> "Backend":
         self.client.connect("localhost", self.port, keepalive=30)
         self.client.loop_start()
-        if not self.connected.wait(timeout):
-            raise TimeoutError("backend could not connect to the broker")
-        time.sleep(0.2)  # let the SUBACK land before tests publish (subscribe is async)
+        # Tests publish right after this: wait for the SUBACK, not just the CONNACK.
+        if not (self.connected.wait(timeout) and self.subscribed.wait(timeout)):
+            raise TimeoutError("backend could not connect and subscribe to the broker")
         return self
 
     def stop(self) -> None:

@@ -5,21 +5,78 @@ from __future__ import annotations
 import random
 
 from core_support import T0, Building, building_config, circuit, event_cmd, make_engine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ven_common.contract import BusTopics
 
-from venagent.core.restore import plan_restore
+from venagent.core.restore import RestoreStep, plan_restore, take_due
 
 
-def test_plan_staggers_in_reverse_shed_order_with_seeded_jitter() -> None:
-    probe = random.Random(3)
-    jitters = [probe.uniform(0, 1.0) for _ in range(3)]
+def test_plan_staggers_in_reverse_shed_order_with_one_jitter_for_the_whole_plan() -> None:
+    offset = random.Random(3).uniform(0, 1.0)
     steps = plan_restore(
         end_ts=100.0, shed_order=["low", "mid", "high"], pre_state={"low": True, "mid": True, "high": True},
         kw_before={}, off_ready_at=lambda n: None, spacing_sec=2.0, jitter_sec=1.0, rng=random.Random(3), event_id="e",
     )
     assert [s.name for s in steps] == ["high", "mid", "low"]  # most important first
-    assert [s.due_ts for s in steps] == [100.0 + jitters[0], 102.0 + jitters[1], 104.0 + jitters[2]]
-    assert all(0 < j < 1.0 for j in jitters)
+    assert [s.due_ts for s in steps] == [100.0 + offset, 102.0 + offset, 104.0 + offset]
+    assert 0 < offset < 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    spacing=st.floats(0.0, 10.0),
+    jitter=st.floats(0.0, 5.0),
+    ready=st.lists(st.one_of(st.none(), st.floats(90.0, 130.0)), min_size=1, max_size=8),
+)
+def test_planned_steps_never_closer_than_the_spacing(seed: int, spacing: float, jitter: float, ready: list) -> None:
+    names = [f"c{i}" for i in range(len(ready))]
+    steps = plan_restore(
+        end_ts=100.0, shed_order=names, pre_state={}, kw_before={}, off_ready_at=dict(zip(names, ready)).get,
+        spacing_sec=spacing, jitter_sec=jitter, rng=random.Random(seed), event_id=None,
+    )
+    dues = [s.due_ts for s in steps]
+    assert all(b - a >= spacing - 1e-9 for a, b in zip(dues, dues[1:]))
+    assert all(s.due_ts >= 100.0 and s.due_ts >= (dict(zip(names, ready))[s.name] or 0) for s in steps)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    dues=st.lists(st.floats(0.0, 20.0), min_size=1, max_size=8),
+    ticks=st.lists(st.floats(0.01, 3.0), min_size=1, max_size=60),
+    blocked=st.sets(st.integers(0, 7)),
+)
+def test_switchings_are_spaced_whatever_the_timer_does(dues: list, ticks: list, blocked: set) -> None:
+    """Steps that fall due together (late timer, restart, two events ending) still come back one
+    by one, ``spacing`` apart; steps no longer ours are dropped, never lost nor switched."""
+    spacing = 2.0
+    steps = [RestoreStep(f"c{i}", d, None) for i, d in enumerate(dues)]
+    writable = lambda name: int(name[1:]) not in blocked  # noqa: E731
+    now, switched, dropped = 0.0, [], []
+    for dt in [*ticks, *([spacing] * (len(steps) + 1))]:  # the tail lets everything finish
+        now += dt
+        round_ = take_due(steps, now, spacing_sec=spacing, writable=writable)
+        if round_.switch_on is not None:
+            assert round_.switch_on.due_ts <= now
+            switched.append((now, round_.switch_on.name))
+        dropped += [s.name for s in round_.dropped]
+        steps = list(round_.pending)
+    # Ticks end far beyond the last due time, so every step ended one way or the other.
+    if now > max(dues) + spacing * len(dues):
+        assert not steps
+    assert sorted([n for _, n in switched] + dropped + [s.name for s in steps]) == sorted(f"c{i}" for i in range(len(dues)))
+    assert not {n for _, n in switched} & {f"c{i}" for i in blocked}
+    times = [t for t, _ in switched]
+    assert all(b - a >= spacing - 1e-9 for a, b in zip(times, times[1:]))
+
+
+def test_overdue_steps_come_back_one_per_spacing_not_all_at_once() -> None:
+    steps = [RestoreStep("a", 10.0, "e"), RestoreStep("b", 12.0, "e"), RestoreStep("c", 14.0, "e")]
+    round_ = take_due(steps, 100.0, spacing_sec=2.0, writable=lambda n: True)  # e.g. the VEN was down
+    assert round_.switch_on == steps[0]
+    assert [(s.name, s.due_ts) for s in round_.pending] == [("b", 102.0), ("c", 102.0)]
+    assert take_due(round_.pending, 101.9, spacing_sec=2.0, writable=lambda n: True).switch_on is None
 
 
 def test_plan_skips_circuits_that_were_off_and_respects_min_off() -> None:

@@ -23,7 +23,7 @@ from venagent.core.events import EventRecord
 from venagent.core.hold import LastShed, decide_hold
 from venagent.core.lifecycle import GuardContext, Trigger, next_state
 from venagent.core.mv import MvAccumulator
-from venagent.core.restore import RestoreStep, due_steps, plan_restore
+from venagent.core.restore import RestoreStep, plan_restore, take_due
 from venagent.core.shedding import Candidate, Selection, select_shed
 from venagent.core.store import VenStore
 from venagent.core.views import report_view
@@ -305,18 +305,20 @@ class EventController:
         return report
 
     def run_restores(self, now: float, fx: EffectsBuilder) -> None:
-        due, pending = due_steps(self.restores, now)
-        if not due:
+        # Overrides win, and a circuit removed from the config is no longer ours to write.
+        round_ = take_due(
+            self.restores,
+            now,
+            spacing_sec=self.config.restore_spacing_sec,
+            writable=lambda name: name in self.circuits.configs and name not in self.overrides,
+        )
+        if round_.switch_on is None and not round_.dropped:
             return
-        self.restores = pending
-        by_event: dict[str | None, dict[str, bool]] = {}
-        for step in due:
-            # Overrides win, and a circuit removed from the config is no longer ours to write.
-            if step.name in self.circuits.configs and step.name not in self.overrides:
-                by_event.setdefault(step.event_id, {})[step.name] = True
-                self.circuits.note_write(now, step.name, True)
-        for event_id, writes in by_event.items():
-            fx.write(now, writes, "restore", event_id)
+        self.restores = list(round_.pending)
+        step = round_.switch_on
+        if step is not None:
+            self.circuits.note_write(now, step.name, True)
+            fx.write(now, {step.name: True}, "restore", step.event_id)
         self.save_restores()
 
     def drop_restores(self, names: Iterable[str]) -> list[RestoreStep]:

@@ -2,16 +2,20 @@
 
 Switching every load back at the same instant recreates the peak the event removed (and, on
 thousands of VENs, a synchronized rebound on the feeder). So circuit i comes back at
-``end + i·spacing + uniform(0, jitter)``, most important first (reverse shed order), and never
-before its min_off time. Only circuits that were on before the event are turned back on: the
-restore returns to the pre-event state, it does not "enable everything".
+``end + offset + i·spacing``, most important first (reverse shed order), and never before its
+min_off time. ``offset`` is one ``uniform(0, jitter)`` draw for the whole plan: it de-synchronizes
+buildings from each other, while the spacing inside one building stays exact. The spacing is also
+held against what really happened: after a step switches a load on, no other step runs within
+``spacing`` of it, even if steps fell due together (a late timer, a restart, two events ending).
+Only circuits that were on before the event are turned back on: the restore returns to the
+pre-event state, it does not "enable everything".
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -36,20 +40,52 @@ def plan_restore(
     event_id: str | None,
 ) -> list[RestoreStep]:
     """Steps in restore order; ``off_ready_at(name)`` is when min_off allows switching it on."""
+    offset = rng.uniform(0.0, jitter_sec) if jitter_sec > 0 else 0.0
     steps: list[RestoreStep] = []
+    previous_due: float | None = None
     for name in reversed(shed_order):
         # We only ever shed circuits that were on; "unknown" before the event therefore means on.
         if pre_state.get(name) is False:
             continue
-        index = len(steps)
-        due = end_ts + index * spacing_sec + (rng.uniform(0.0, jitter_sec) if jitter_sec > 0 else 0.0)
+        due = end_ts + offset + len(steps) * spacing_sec
         ready = off_ready_at(name)
-        steps.append(RestoreStep(name, due if ready is None else max(due, ready), event_id, kw_before.get(name, 0.0)))
+        if ready is not None:
+            due = max(due, ready)
+        if previous_due is not None:
+            due = max(due, previous_due + spacing_sec)
+        steps.append(RestoreStep(name, due, event_id, kw_before.get(name, 0.0)))
+        previous_due = due
     return steps
 
 
-def due_steps(steps: Sequence[RestoreStep], now: float) -> tuple[list[RestoreStep], list[RestoreStep]]:
-    """Split into (due now, still pending), preserving order."""
-    due = [s for s in steps if s.due_ts <= now]
-    pending = [s for s in steps if s.due_ts > now]
-    return due, pending
+@dataclass(frozen=True)
+class RestoreRound:
+    """What one pass over the plan decided at ``now``."""
+
+    switch_on: RestoreStep | None
+    """At most one load comes back per round: the spacing is a promise about real switchings."""
+    dropped: tuple[RestoreStep, ...]
+    """Due steps that are no longer ours to write (overridden, circuit removed): nothing switches."""
+    pending: tuple[RestoreStep, ...]
+
+
+def take_due(
+    steps: Sequence[RestoreStep], now: float, *, spacing_sec: float, writable: Callable[[str], bool]
+) -> RestoreRound:
+    """Pick the step to run now; every other step waits at least ``spacing_sec`` after it."""
+    switch_on: RestoreStep | None = None
+    dropped: list[RestoreStep] = []
+    pending: list[RestoreStep] = []
+    for step in sorted(steps, key=lambda s: s.due_ts):  # stable: plan order among equal due times
+        if step.due_ts > now:
+            pending.append(step)
+        elif not writable(step.name):
+            dropped.append(step)
+        elif switch_on is None:
+            switch_on = step
+        else:
+            pending.append(step)
+    if switch_on is not None:
+        not_before = now + spacing_sec
+        pending = [s if s.due_ts >= not_before else replace(s, due_ts=not_before) for s in pending]
+    return RestoreRound(switch_on, tuple(dropped), tuple(pending))
