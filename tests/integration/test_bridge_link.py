@@ -276,7 +276,7 @@ def test_goodbye_on_stop_and_will_on_crash(broker: LocalBroker, pki: PkiPaths, s
         s = LinkSettings(thing="{THING}", endpoint="localhost", port={broker.port}, ca=Path("{pki.ca}"),
                          cert=Path("{pki.client_cert}"), key=Path("{pki.client_key}"), topics=MqttTopics("{THING}"))
         CloudLink(s, l).start()
-        l.up.wait(10)
+        assert l.up.wait(30), "never connected"
         print("up", flush=True)
         time.sleep(60)
         """
@@ -373,8 +373,10 @@ def test_outbox_survives_broker_sigkill_with_zero_loss(
         seqs = _seqs_received(spy)
         assert sorted(set(seqs)) == list(range(1, total + 1))
         assert consumer.drainer.inflight == 0
-        # At-least-once: a resend after the kill may duplicate, never lose.
-        assert len(seqs) - len(set(seqs)) <= 100
+        # At-least-once: a resend after the kill may duplicate, never lose; only what the broker
+        # could have had before the kill (seq <= 151) may come twice.
+        duplicated = {q for q in seqs if seqs.count(q) > 1}
+        assert all(q <= 151 for q in duplicated), sorted(duplicated)
     finally:
         consumer.stop_flag.set()
         consumer.thread.join(5)
@@ -428,7 +430,8 @@ print("up", flush=True)
 assert acked.wait(10), "no ack"
 link.stop(sleep=gevent.sleep)
 # The hub kept running while paho's thread did the network work.
-print("ok", got[0]["correlationId"], max_gap[0] < 0.5, flush=True)
+# A blocked hub stalls for network timeouts (seconds); 1 s leaves room for a loaded CI machine.
+print("ok", got[0]["correlationId"], max_gap[0] < 1.0, flush=True)
 """
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,8 @@ import pytest
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
 from tests.support.system import Platform
-from tests.support.ven_checks import THING, TOPICS, cid, handled_so_far, thing_client
+from tests.support.ven_checks import THING, TOPICS, cid, handled_so_far, subscribe_and_wait, thing_client
+from ven_common.contract import MqttTopics
 
 pytestmark = pytest.mark.platform
 
@@ -33,16 +34,30 @@ def test_private_key_material_appears_in_no_log(platform: Platform, broker: Loca
 
 
 def test_another_thing_cannot_receive_our_commands(broker: LocalBroker, certs: Path, backend: Backend) -> None:
-    got: list[bytes] = []
+    got: list[tuple[str, bytes]] = []
+    fence_seen = threading.Event()
+    fence = cid().encode()
+    own_cmd = MqttTopics("other_thing").cmd
+
+    def on_message(client: object, userdata: object, m: object) -> None:
+        if m.topic == own_cmd and m.payload == fence:  # type: ignore[attr-defined]
+            fence_seen.set()
+        else:
+            got.append((m.topic, m.payload))  # type: ignore[attr-defined]
+
     other = thing_client(certs, broker.port, "other_thing", "other_thing")
-    other.on_message = lambda c, u, m: got.append(m.payload)
-    # mosquitto grants the SUBACK but never delivers outside the ACL: assert on delivery.
-    other.subscribe([(TOPICS.cmd, 1), ("ven/ack/#", 1)])
-    time.sleep(0.3)
-    handled_so_far(backend)
-    time.sleep(0.3)  # what the other thing could have received would have arrived with the ack
-    other.disconnect()
-    other.loop_stop()
+    other.on_message = on_message
+    try:
+        # mosquitto grants the SUBACK but never delivers outside the ACL: assert on delivery.
+        subscribe_and_wait(other, [(TOPICS.cmd, 1), ("ven/ack/#", 1), (own_cmd, 1)])
+        handled_so_far(backend)  # our commands and acks have passed through the broker
+        # A fence on the other thing's own topic, published after them: once it arrives, anything
+        # the broker would have leaked to this client has arrived before it (one ordered session).
+        backend.publish(own_cmd, fence)
+        assert fence_seen.wait(10), "the other thing's own command topic is not delivered: the test is blind"
+    finally:
+        other.disconnect()
+        other.loop_stop()
     assert not got, f"another thing received {got[:1]}"
 
 

@@ -40,18 +40,25 @@ class Backend:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self._sub_mid: int | None = None
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"backend-{uuid.uuid4().hex[:8]}",
-                                  clean_session=not persistent, protocol=mqtt.MQTTv311)
+        self.client_id = client_id or f"backend-{uuid.uuid4().hex[:8]}"
+        self.persistent = persistent
+        self._tls = dict(ca_certs=str(certs / ca_name), certfile=str(certs / f"{cert_name}.crt"),
+                         keyfile=str(certs / f"{cert_name}.key"), cert_reqs=ssl.CERT_REQUIRED)
+        self.client = self._new_client(not persistent)
         # A persistent backend keeps its subscriptions and queued messages across broker restarts,
         # as an AWS IoT rule does; it reconnects within ~1 s of the broker coming back.
         self.client.reconnect_delay_set(min_delay=1, max_delay=2)
-        self.client.tls_set(ca_certs=str(certs / ca_name), certfile=str(certs / f"{cert_name}.crt"),
-                            keyfile=str(certs / f"{cert_name}.key"), cert_reqs=ssl.CERT_REQUIRED)
         self.client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.port = port
+
+    def _new_client(self, clean_session: bool) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=clean_session,
+                             protocol=mqtt.MQTTv311)
+        client.tls_set(**self._tls)
+        return client
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
         if not rc.is_failure:
@@ -78,6 +85,24 @@ class Backend:
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        if self.persistent:
+            self._end_session()
+
+    def _end_session(self) -> None:
+        """A persistent session left on the broker queues every later message for nobody (and the
+        broker rewrites it at each autosave): connect once more with a clean session to end it."""
+        closer = self._new_client(True)
+        done = threading.Event()
+        closer.on_connect = lambda c, u, f, rc, p=None: done.set()
+        try:
+            closer.connect("localhost", self.port, keepalive=10)
+            closer.loop_start()
+            done.wait(10)
+            closer.disconnect()
+        except OSError:
+            pass  # broker gone: its session went with it unless persisted, and the session ends anyway
+        finally:
+            closer.loop_stop()
 
     def publish(self, topic: str, payload: Any, qos: int = 1) -> None:
         data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)

@@ -24,14 +24,21 @@ class SystemError_(RuntimeError):
     pass
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
-    """Poll ``predicate`` until truthy; the platform offers no event to wait on from outside."""
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition",
+               retry_on: tuple[type[BaseException], ...] = ()) -> Any:
+    """Poll ``predicate`` until truthy; the platform offers no event to wait on from outside.
+
+    ``retry_on``: errors that only mean "not yet" (e.g. an RPC to an agent still starting)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
+        try:
+            last = predicate()
+        except retry_on as exc:
+            last = exc
+        else:
+            if last:
+                return last
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -12,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.backend import Backend
 from tests.support.system import Platform, wait_until
-from ven_common.contract import MqttTopics, event_command
+from ven_common.contract import BusTopics, MqttTopics, event_command
 
 THING = "volttron_thing"
 TOPICS = MqttTopics(THING)
@@ -45,6 +46,40 @@ def readings(backend: Backend, since: float = 0.0) -> list[dict[str, Any]]:
         else:
             out.append(body)
     return out
+
+
+JournalMark = tuple[str, int]
+
+
+def journal_mark(platform: Platform) -> JournalMark:
+    """Where the VEN's journal (everything it published, numbered, on disk) stands now."""
+    j = platform.rpc("ven.agent", "get_journal_since", None, 0, 1)
+    return j["epoch"], j["last_seq"]
+
+
+def journal_readings(platform: Platform, mark: JournalMark, until_ts: float) -> list[dict[str, Any]]:
+    """The metering readings the VEN published after ``mark`` and up to ``until_ts``: the
+    reference a backend's copy is judged against (timestamps alone cannot tell a skipped reading
+    from a lost one)."""
+    epoch, seq = mark
+    out: list[dict[str, Any]] = []
+    while True:
+        j = platform.rpc("ven.agent", "get_journal_since", epoch, seq, 2000)
+        assert j["epoch"] == epoch, "the VEN's journal was reset"
+        for entry_seq, topic, message in j["messages"]:
+            if entry_seq > seq and topic == BusTopics.METERING and message["ts"] <= until_ts:
+                out.append(message)
+        if not j["messages"] or j["messages"][-1][0] >= j["last_seq"]:
+            return out
+        seq = j["messages"][-1][0]
+
+
+def missing_readings(platform: Platform, mark: JournalMark, backend: Backend, since: float,
+                     until_ts: float) -> list[float]:
+    """Timestamps of readings the VEN published (after ``mark``, up to ``until_ts``) that the
+    backend never received."""
+    got = {r["ts"] for r in readings(backend, since)}
+    return [m["ts"] for m in journal_readings(platform, mark, until_ts) if m["ts"] not in got]
 
 
 def wait_readings(backend: Backend, since: float, count: int, timeout: float = 30) -> list[dict[str, Any]]:
@@ -101,6 +136,28 @@ def thing_client(certs: Path, port: int, cert_name: str, client_id: str) -> mqtt
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
     client.tls_set(ca_certs=str(certs / "ca.pem"), certfile=str(certs / f"{cert_name}.crt"),
                    keyfile=str(certs / f"{cert_name}.key"))
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, rc, p=None: rc.is_failure or connected.set()
     client.connect("localhost", port)
     client.loop_start()
+    if not connected.wait(10):
+        client.loop_stop()
+        raise TimeoutError(f"{cert_name} could not connect to the broker")
     return client
+
+
+def subscribe_and_wait(client: mqtt.Client, topics: list[tuple[str, int]], timeout: float = 10) -> None:
+    """Subscribe and wait for the SUBACK (paho's subscribe only sends the request)."""
+    acked: set[int] = set()
+    cond = threading.Condition()
+
+    def on_subscribe(c: mqtt.Client, u: Any, mid: int, rcs: Any, p: Any = None) -> None:
+        with cond:  # the SUBACK may come back before subscribe() has returned its mid
+            acked.add(mid)
+            cond.notify_all()
+
+    client.on_subscribe = on_subscribe
+    _, mid = client.subscribe(topics)
+    with cond:
+        if not cond.wait_for(lambda: mid in acked, timeout):
+            raise TimeoutError(f"no SUBACK for {topics}")

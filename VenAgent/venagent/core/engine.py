@@ -19,6 +19,7 @@ from typing import Any
 from ven_common.contract import BusTopics, Op, read_correlation_id, reject_ack
 
 from venagent.core.baseline import MeterBeforeBaseline, RollingMeanBaseline
+from venagent.core.cadence import MeteringCadence
 from venagent.core.circuits import CircuitSample, CircuitTracker
 from venagent.core.commands import (
     CancelCommand,
@@ -52,7 +53,7 @@ class VenEngine:
             config=config, store=store, rng=rng, circuits=self._circuits, overrides=self._overrides, mv_baseline=self._mv_baseline
         )
         self._handlers = CommandHandlers(self._ctl, store)
-        self._last_metering_ts: float | None = None
+        self._cadence = MeteringCadence(config.metering_interval_sec)
         self._status_key: str | None = None
 
     @staticmethod
@@ -117,10 +118,8 @@ class VenEngine:
         total = self._circuits.total_kw()
         if total is None:
             return
-        min_gap = 0.9 * self._config.metering_interval_sec
-        if self._last_metering_ts is not None and now - self._last_metering_ts < min_gap:
+        if not self._cadence.arrival(now):
             return
-        self._last_metering_ts = now
         active = self._ctl.active()
         fx.publish(
             BusTopics.METERING,
@@ -248,6 +247,7 @@ class VenEngine:
             self._overrides.pop(name, None)
         old_config_overrides = dict(self._config.overrides)
         self._config = config
+        self._cadence.interval_sec = config.metering_interval_sec
         self._ctl.config = config
         self._circuits.reconfigure(config.circuits, config.meter is not None)
         self._rolling = self._rolling.resized(config.baseline_samples)

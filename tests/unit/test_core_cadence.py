@@ -1,0 +1,48 @@
+"""Metering cadence: one reading per interval from jittery driver publishes, none skipped."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from venagent.core.cadence import MeteringCadence
+
+
+def _emitted(cadence: MeteringCadence, arrivals: list[float]) -> list[float]:
+    return [t for t in arrivals if cadence.arrival(t)]
+
+
+def test_one_late_publish_does_not_cost_a_reading() -> None:
+    # The old "≥ 0.9·interval since the last" gate dropped 3.0 here (0.85 s after 2.15): a 1.85 s hole.
+    arrivals = [0.0, 1.0, 2.15, 3.0, 4.0]
+    assert _emitted(MeteringCadence(1.0), arrivals) == arrivals
+
+
+@settings(max_examples=300, deadline=None)
+@given(delay=st.lists(st.floats(0.0, 0.4), min_size=20, max_size=200))
+def test_every_publish_is_a_reading_when_delays_stay_below_four_tenths_of_a_period(delay: list[float]) -> None:
+    # The driver publishes on its own timer; each publish reaches the VEN some delay later. The
+    # gate is half a period, less what the period's estimate can be off from 3 gaps (0.4/3).
+    arrivals = [k + d for k, d in enumerate(delay)]
+    assert _emitted(MeteringCadence(1.0), arrivals) == arrivals
+
+
+@settings(max_examples=200, deadline=None)
+@given(every=st.integers(2, 10), delay=st.lists(st.floats(0.0, 0.4), min_size=60, max_size=60))
+def test_a_longer_interval_takes_every_nth_publish(every: int, delay: list[float]) -> None:
+    arrivals = [k + d for k, d in enumerate(delay)]
+    emitted = _emitted(MeteringCadence(float(every)), arrivals)
+    gaps = [b - a for a, b in zip(emitted[5:], emitted[6:])]  # past the learning phase
+    assert all(every - 1 <= g <= every + 1 for g in gaps), gaps
+
+
+def test_a_burst_after_a_stall_is_one_reading_not_several() -> None:
+    cadence = MeteringCadence(1.0)
+    assert _emitted(cadence, [0.0, 1.0, 2.0, 3.0, 6.0, 6.01, 6.02, 7.0]) == [0.0, 1.0, 2.0, 3.0, 6.0, 7.0]
+
+
+def test_interval_change_applies_at_once() -> None:
+    cadence = MeteringCadence(1.0)
+    assert _emitted(cadence, [0.0, 1.0, 2.0, 3.0]) == [0.0, 1.0, 2.0, 3.0]
+    cadence.interval_sec = 2.0
+    assert _emitted(cadence, [4.0, 5.0, 6.0, 7.0, 8.0]) == [5.0, 7.0]
