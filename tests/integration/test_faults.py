@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
-from tests.support.system import Platform, wait_until
+from tests.support.system import Platform, SystemError_, wait_until
 from tests.support.ven_checks import (TOPICS, JournalMark, ack_for, enabled, journal_mark, missing_readings,
                                       readings, restore_idle, send_event, seq_gaps, wait_readings)
 
@@ -53,7 +53,7 @@ def _assert_all_delivered(platform: Platform, mark: JournalMark, backend: Backen
     """Every reading the VEN published between ``mark`` and ``until_ts`` reaches the backend."""
     try:
         wait_until(lambda: not missing_readings(platform, mark, backend, since, until_ts), 60, 1.0,
-                   "every reading the VEN published")
+                   "every reading the VEN published", retry_on=(SystemError_,))  # the VEN may be starting
     except TimeoutError:
         pass  # the assert says which
     missing = missing_readings(platform, mark, backend, since, until_ts)

@@ -30,15 +30,37 @@ def test_plan_staggers_in_reverse_shed_order_with_one_jitter_for_the_whole_plan(
     jitter=st.floats(0.0, 5.0),
     ready=st.lists(st.one_of(st.none(), st.floats(90.0, 130.0)), min_size=1, max_size=8),
 )
-def test_planned_steps_never_closer_than_the_spacing(seed: int, spacing: float, jitter: float, ready: list) -> None:
+def test_planned_steps_keep_their_slot_unless_min_off_holds_them(seed: int, spacing: float, jitter: float,
+                                                                   ready: list) -> None:
     names = [f"c{i}" for i in range(len(ready))]
+    ready_at = dict(zip(names, ready))
+    offset = random.Random(seed).uniform(0.0, jitter) if jitter > 0 else 0.0
     steps = plan_restore(
-        end_ts=100.0, shed_order=names, pre_state={}, kw_before={}, off_ready_at=dict(zip(names, ready)).get,
+        end_ts=100.0, shed_order=names, pre_state={}, kw_before={}, off_ready_at=ready_at.get,
         spacing_sec=spacing, jitter_sec=jitter, rng=random.Random(seed), event_id=None,
     )
-    dues = [s.due_ts for s in steps]
-    assert all(b - a >= spacing - 1e-9 for a, b in zip(dues, dues[1:]))
-    assert all(s.due_ts >= 100.0 and s.due_ts >= (dict(zip(names, ready))[s.name] or 0) for s in steps)
+    assert [s.name for s in steps] == names[::-1]
+    for i, step in enumerate(steps):
+        slot = 100.0 + offset + i * spacing
+        assert step.due_ts == (slot if ready_at[step.name] is None else max(slot, ready_at[step.name]))
+
+
+def test_a_circuit_held_by_min_off_does_not_hold_back_the_others() -> None:
+    steps = plan_restore(
+        end_ts=60.0, shed_order=["water", "heater", "hvac"], pre_state={}, kw_before={},
+        off_ready_at=lambda n: 600.0 if n == "hvac" else None, spacing_sec=2.0, jitter_sec=0.0,
+        rng=random.Random(0), event_id="e",
+    )
+    assert [(s.name, s.due_ts) for s in steps] == [("hvac", 600.0), ("heater", 62.0), ("water", 64.0)]
+
+
+def test_a_plan_added_after_a_switch_keeps_its_distance() -> None:
+    late = [RestoreStep("b", 10.0, "e2")]
+    blocked = take_due(late, 11.0, spacing_sec=2.0, writable=lambda n: True, last_switch_ts=10.0)
+    assert blocked.switch_on is None and blocked.pending == tuple(late)
+    assert take_due(late, 12.0, spacing_sec=2.0, writable=lambda n: True, last_switch_ts=10.0).switch_on == late[0]
+    # A clock stepped back behind the last switch does not block restores.
+    assert take_due(late, 11.0, spacing_sec=2.0, writable=lambda n: True, last_switch_ts=500.0).switch_on == late[0]
 
 
 @settings(max_examples=300, deadline=None)
@@ -128,3 +150,35 @@ def test_circuit_off_before_event_stays_off_after_restore() -> None:
     later = [engine.tick(T0 + 20 + dt) for dt in range(0, 30)]
     restored = {n for f in [fx, *later] for n in f.writes}
     assert restored == {"B"}
+
+
+def test_restores_of_two_events_stay_spaced_and_most_important_first() -> None:
+    """Event a ends and starts restoring; event b takes over what is still off and is ended at
+    once: b's restore keeps its distance from a's last switching and still goes most important first."""
+    cfg = building_config(restore_spacing_sec=2.0, restore_jitter_sec=0.0)
+    engine = make_engine(cfg)
+    building = Building(cfg)
+    engine.on_readings(T0, building.samples())
+    _, fx = engine.on_command(T0, event_cmd("a", 9.0, 10))
+    building.apply(fx.writes)
+    assert fx.writes == {"Water Heater": False, "Heater": False, "HVAC": False}
+    switched: list[tuple[float, str]] = []
+
+    def run(t: float, effects) -> None:  # noqa: ANN001
+        building.apply(effects.writes)
+        switched.extend((t, n) for n, v in effects.writes.items() if v)
+        engine.on_readings(t, building.samples())
+
+    run(T0 + 10, engine.tick(T0 + 10))
+    assert switched == [(T0 + 10, "HVAC")]
+    _, fx = engine.on_command(T0 + 11, event_cmd("b", 0.5, 100))
+    run(T0 + 11, fx)
+    _, fx = engine.on_command(T0 + 11, {"op": "restore", "correlationId": "r-b"})
+    run(T0 + 11, fx)
+    for k in range(1, 40):
+        t = T0 + 11 + k * 0.5
+        run(t, engine.tick(t))
+    times = [t for t, _ in switched]
+    assert all(b - a >= 2.0 for a, b in zip(times, times[1:])), switched
+    names = [n for _, n in switched]
+    assert names.index("Heater") < names.index("Water Heater"), switched

@@ -56,6 +56,8 @@ class EventController:
             doc["event_id"]: EventRecord.from_dict(doc) for doc in store.load_live_events()
         }
         self.restores: list[RestoreStep] = [RestoreStep(*row) for row in store.load_restores()]
+        # Not persisted: a VEN restart takes longer than any sensible restore spacing.
+        self.last_restore_ts: float | None = None
 
     # queries
     def active(self) -> EventRecord | None:
@@ -171,7 +173,8 @@ class EventController:
             return
         self.restores = [s for s in self.restores if s not in adopted]
         self.save_restores()
-        for step in adopted:
+        # The plan runs most important first; shed order is the opposite (least important first).
+        for step in reversed(adopted):
             event.pre_state[step.name] = True
             event.shed_order.append(step.name)
             event.kw_before[step.name] = step.kw_before
@@ -311,12 +314,14 @@ class EventController:
             now,
             spacing_sec=self.config.restore_spacing_sec,
             writable=lambda name: name in self.circuits.configs and name not in self.overrides,
+            last_switch_ts=self.last_restore_ts,
         )
         if round_.switch_on is None and not round_.dropped:
             return
         self.restores = list(round_.pending)
         step = round_.switch_on
         if step is not None:
+            self.last_restore_ts = now
             self.circuits.note_write(now, step.name, True)
             fx.write(now, {step.name: True}, "restore", step.event_id)
         self.save_restores()

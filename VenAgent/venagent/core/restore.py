@@ -3,7 +3,7 @@
 Switching every load back at the same instant recreates the peak the event removed (and, on
 thousands of VENs, a synchronized rebound on the feeder). So circuit i comes back at
 ``end + offset + i·spacing``, most important first (reverse shed order), and never before its
-min_off time. ``offset`` is one ``uniform(0, jitter)`` draw for the whole plan: it de-synchronizes
+min_off time (a circuit held back by min_off does not hold back the others). ``offset`` is one ``uniform(0, jitter)`` draw for the whole plan: it de-synchronizes
 buildings from each other, while the spacing inside one building stays exact. The spacing is also
 held against what really happened: after a step switches a load on, no other step runs within
 ``spacing`` of it, even if steps fell due together (a late timer, a restart, two events ending).
@@ -42,19 +42,15 @@ def plan_restore(
     """Steps in restore order; ``off_ready_at(name)`` is when min_off allows switching it on."""
     offset = rng.uniform(0.0, jitter_sec) if jitter_sec > 0 else 0.0
     steps: list[RestoreStep] = []
-    previous_due: float | None = None
     for name in reversed(shed_order):
         # We only ever shed circuits that were on; "unknown" before the event therefore means on.
         if pre_state.get(name) is False:
             continue
         due = end_ts + offset + len(steps) * spacing_sec
         ready = off_ready_at(name)
-        if ready is not None:
-            due = max(due, ready)
-        if previous_due is not None:
-            due = max(due, previous_due + spacing_sec)
-        steps.append(RestoreStep(name, due, event_id, kw_before.get(name, 0.0)))
-        previous_due = due
+        # A circuit held off by its min_off waits alone; the others do not queue behind it
+        # (take_due keeps the switchings apart).
+        steps.append(RestoreStep(name, due if ready is None else max(due, ready), event_id, kw_before.get(name, 0.0)))
     return steps
 
 
@@ -70,9 +66,20 @@ class RestoreRound:
 
 
 def take_due(
-    steps: Sequence[RestoreStep], now: float, *, spacing_sec: float, writable: Callable[[str], bool]
+    steps: Sequence[RestoreStep],
+    now: float,
+    *,
+    spacing_sec: float,
+    writable: Callable[[str], bool],
+    last_switch_ts: float | None = None,
 ) -> RestoreRound:
-    """Pick the step to run now; every other step waits at least ``spacing_sec`` after it."""
+    """Pick the step to run now; every other step waits at least ``spacing_sec`` after it.
+
+    ``last_switch_ts``: when a restore last switched a load on, whichever plan it came from
+    (a plan added later must keep its distance too)."""
+    # Room for float rounding in "now − last ≥ spacing" when the tick lands exactly on it; a
+    # clock stepped back past the last switch must not hold the restore back.
+    blocked = last_switch_ts is not None and last_switch_ts <= now < last_switch_ts + spacing_sec - 1e-9
     switch_on: RestoreStep | None = None
     dropped: list[RestoreStep] = []
     pending: list[RestoreStep] = []
@@ -81,7 +88,7 @@ def take_due(
             pending.append(step)
         elif not writable(step.name):
             dropped.append(step)
-        elif switch_on is None:
+        elif switch_on is None and not blocked:
             switch_on = step
         else:
             pending.append(step)
