@@ -43,6 +43,16 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
     raise TimeoutError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
+
+def settle(predicate: Callable[[], Any], timeout: float, interval: float = 0.5,
+           retry_on: tuple[type[BaseException], ...] = ()) -> Any:
+    """Like ``wait_until`` but returns None on timeout: for waits followed by asserts that say
+    precisely what is wrong (a timeout message could only say "not yet")."""
+    try:
+        return wait_until(predicate, timeout, interval, retry_on=retry_on)
+    except TimeoutError:
+        return None
+
 @dataclass
 class Platform:
     vhome: Path

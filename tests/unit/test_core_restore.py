@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ven_common.contract import BusTopics
 
+from venagent.core.engine import VenEngine
 from venagent.core.restore import RestoreStep, plan_restore, take_due
 
 
@@ -110,14 +111,20 @@ def test_plan_skips_circuits_that_were_off_and_respects_min_off() -> None:
     assert [(s.name, s.due_ts) for s in steps] == [("c", 100.0), ("a", 150.0)]
 
 
-def test_engine_restores_staggered_from_tick_and_only_what_it_shed() -> None:
+def _three_shed(event_id: str, duration_sec: float) -> tuple[VenEngine, Building]:
+    """The default building, restores 2 s apart without jitter, an event that sheds three circuits."""
     cfg = building_config(restore_spacing_sec=2.0, restore_jitter_sec=0.0)
     engine = make_engine(cfg)
     building = Building(cfg)
     engine.on_readings(T0, building.samples())
-    _, fx = engine.on_command(T0, event_cmd("e", 9.0, 100))
+    _, fx = engine.on_command(T0, event_cmd(event_id, 9.0, duration_sec))
     building.apply(fx.writes)
     assert fx.writes == {"Water Heater": False, "Heater": False, "HVAC": False}
+    return engine, building
+
+
+def test_engine_restores_staggered_from_tick_and_only_what_it_shed() -> None:
+    engine, _ = _three_shed("e", 100)
     # shed order: Water Heater, Heater, HVAC → restore HVAC at end, Heater +2 s, Water Heater +4 s.
     seen = {}
     for t in [T0 + 99, T0 + 100, T0 + 101, T0 + 102, T0 + 103, T0 + 104, T0 + 110]:
@@ -155,13 +162,7 @@ def test_circuit_off_before_event_stays_off_after_restore() -> None:
 def test_restores_of_two_events_stay_spaced_and_most_important_first() -> None:
     """Event a ends and starts restoring; event b takes over what is still off and is ended at
     once: b's restore keeps its distance from a's last switching and still goes most important first."""
-    cfg = building_config(restore_spacing_sec=2.0, restore_jitter_sec=0.0)
-    engine = make_engine(cfg)
-    building = Building(cfg)
-    engine.on_readings(T0, building.samples())
-    _, fx = engine.on_command(T0, event_cmd("a", 9.0, 10))
-    building.apply(fx.writes)
-    assert fx.writes == {"Water Heater": False, "Heater": False, "HVAC": False}
+    engine, building = _three_shed("a", 10)
     switched: list[tuple[float, str]] = []
 
     def run(t: float, effects) -> None:  # noqa: ANN001
