@@ -32,17 +32,39 @@ cd "$VOLTTRON_HOME"   # vctl writes ./myapp.log into its working directory
 vctl status >/dev/null 2>&1 || die "no running platform at VOLTTRON_HOME=$VOLTTRON_HOME: start it first (./scripts/ven_control.sh start)"
 
 status_json="$(vctl --json status 2>/dev/null || echo '{}')"
+
+# What this script last installed, by content hash: a second run changes nothing that runs.
+STAMPS="$VOLTTRON_HOME/ven-stamps"
+mkdir -p "$STAMPS"
+CHANGED=()
+changed() { CHANGED+=("$1"); say "$1"; }
+content_hash() {   # files and directories (recursively, sources only) -> one sha256
+    python - "$@" <<'PY'
+import hashlib, pathlib, sys
+h = hashlib.sha256()
+for arg in sys.argv[1:]:
+    p = pathlib.Path(arg)
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and "__pycache__" not in f.parts
+                                            and not f.name.endswith((".pyc", ".egg-info")) and ".egg-info" not in str(f))
+    for f in files:
+        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode() + b"\0" + f.read_bytes() + b"\0")
+print(h.hexdigest())
+PY
+}
+stamp_is() { [ "$(cat "$STAMPS/$1" 2>/dev/null)" = "$2" ]; }
+stamp_set() { printf '%s' "$2" > "$STAMPS/$1"; }
+
 lib_registered() { grep -q -i "$1" "$VOLTTRON_HOME/pyproject.toml" 2>/dev/null; }
 
 # Libraries: the driver needs volttron-lib-tree (missing dependency of platform-driver rc9), and
 # the simulated building is a driver interface installed like any other.
 if ! lib_registered volttron-lib-tree; then
-    say "install-lib volttron-lib-tree==2.0.0rc4"
     quiet vctl install-lib volttron-lib-tree==2.0.0rc4
+    changed "install-lib volttron-lib-tree==2.0.0rc4"
 fi
 if ! lib_registered volttron-lib-web; then
-    say "install-lib volttron-lib-web==2.0.0rc7 (the platform's web service, for the VEN's page)"
     quiet vctl install-lib volttron-lib-web==2.0.0rc7
+    changed "install-lib volttron-lib-web==2.0.0rc7 (the platform's web service, for the VEN's page)"
 fi
 # The page's chart library, pinned, from the npm registry (never committed); one copy per VEN_ROOT.
 WEB_VENDOR="${VEN_WEB_VENDOR:-${VEN_ROOT:-$VOLTTRON_HOME}/web-vendor}"
@@ -54,49 +76,88 @@ if [ "$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"
     mkdir -p "$WEB_VENDOR"
     npm install --prefix "$WEB_VENDOR" --no-audit --no-fund --no-save --no-update-notifier --loglevel=error "uplot@$UPLOT_VERSION" >/dev/null \
         || die "npm install uplot@$UPLOT_VERSION failed: check access to the npm registry"
+    CHANGED+=("npm install uplot@$UPLOT_VERSION")
 fi
 if ! lib_registered volttron-lib-simbuilding-driver; then
-    say "install-lib simbuilding (simulated building driver interface)"
     quiet vctl install-lib "$HERE/simbuilding"
+    changed "install-lib simbuilding (simulated building driver interface)"
 fi
 
-# Configs. `vctl config store` replaces, so re-running updates them.
+# Configs: stored only when what we would store changed (or is missing from the store), because
+# re-storing a driver device config re-creates the device, and an operator's live change to the
+# VEN's config stays until the project's own file changes.
 rendered="$(mktemp -d)"
 trap 'rm -rf "$rendered"' EXIT
 python "$HERE/scripts/render_configs.py" --out "$rendered" --thing "$THING" --certs "$CERTS" --device "$DEVICE_TOPIC"
-say "config store: platform.driver registry + device devices/$DEVICE_TOPIC"
-quiet vctl config store platform.driver simbuilding.csv "$HERE/config/driver/simbuilding.csv" --csv
-quiet vctl config store platform.driver "devices/$DEVICE_TOPIC" "$rendered/sim.config"
-say "config store: ven.agent, ven.bridge"
-quiet vctl config store ven.agent config "$rendered/ven-agent.json"
-quiet vctl config store ven.bridge config "$rendered/bridge.json"
+store_config() {   # identity name file [--csv]
+    local identity="$1" name="$2" file="$3" key hash
+    key="config_$(printf '%s_%s' "$identity" "$name" | tr -c 'A-Za-z0-9._-' '_')"
+    hash="$(content_hash "$file")"
+    if stamp_is "$key" "$hash" && vctl config list "$identity" 2>/dev/null | grep -qxF "$name"; then
+        return
+    fi
+    quiet vctl config store "$identity" "$name" "$file" ${4:-}
+    stamp_set "$key" "$hash"
+    changed "config store: $identity $name"
+}
+store_config platform.driver simbuilding.csv "$HERE/config/driver/simbuilding.csv" --csv
+store_config platform.driver "devices/$DEVICE_TOPIC" "$rendered/sim.config"
+store_config ven.agent config "$rendered/ven-agent.json"
+store_config ven.bridge config "$rendered/bridge.json"
 
-agent_uuid() {
+agent_field() {   # identity field
     printf '%s' "$status_json" | python -c '
 import json, sys
 data = json.load(sys.stdin)
 rows = data.values() if isinstance(data, dict) else data
-print(next((r.get("agent_uuid", "") for r in rows if r.get("identity") == sys.argv[1]), ""))' "$1"
+print(next((str(r.get(sys.argv[2], "")) for r in rows if r.get("identity") == sys.argv[1]), ""))' "$1" "$2"
 }
 
-install_or_restart() {
-    local identity="$1" source="$2" uuid
-    uuid="$(agent_uuid "$identity")"
-    if [ -n "$uuid" ]; then
-        # Agents are installed editable: a restart runs the new code.
-        say "restart $identity (already installed)"
-        quiet vctl restart "$uuid"
-    else
-        say "install $identity from $source"
+# Installed and running with the same code: left alone. Stopped: started. Code changed (agents are
+# installed editable, so a restart runs it): restarted. Missing: installed.
+ensure_agent() {
+    local identity="$1" source="$2" code="$3" uuid state
+    uuid="$(agent_field "$identity" agent_uuid)"
+    state="$(agent_field "$identity" status)"
+    if [ -z "$uuid" ]; then
         quiet vctl install "$source" --vip-identity "$identity" --enable --start --agent-start-time 2
+        changed "installed $identity"
+    elif ! stamp_is "agent_$identity" "$code"; then
+        quiet vctl restart "$uuid"
+        changed "restarted $identity (new code)"
+    elif [[ "$state" != *running* ]]; then
+        quiet vctl start "$uuid"
+        changed "started $identity (was ${state:-not running})"
     fi
+    stamp_set "agent_$identity" "$code"
 }
-install_or_restart platform.driver volttron-platform-driver==2.0.0rc9
-# The VEN's web page registers routes with platform.web: protected RPCs (before the agent starts).
-say "authz: ven.agent may register web routes"
-vctl authz add agent ven.agent --rpc-capabilities platform.web.register_endpoint \
-    platform.web.unregister_all_agent_routes platform.web.register_path_route platform.web.get_web_root >/dev/null 2>&1 \
-    || say "warning: vctl authz add agent ven.agent failed: the web page will not be served"
-install_or_restart ven.agent "$HERE/VenAgent"
-install_or_restart ven.bridge "$HERE/BackendBridgeAgent"
-say "done"
+ensure_agent platform.driver volttron-platform-driver==2.0.0rc9 \
+    "volttron-platform-driver==2.0.0rc9 $(content_hash "$HERE/simbuilding/src")"
+
+# The VEN's web page registers routes with platform.web and its state-changing RPCs are
+# protected: both are authorizations, granted before the agent (re)starts.
+VEN_PROTECTED_RPCS="handle_command send_event restore set_override apply_shadow_config"   # venagent/agent.py PROTECTED_RPCS
+OPERATORS="ven.operator ${VEN_EXTRA_OPERATORS:-}"
+authz_spec="$VEN_PROTECTED_RPCS|$OPERATORS"
+if ! stamp_is authz "$authz_spec"; then
+    quiet vctl authz add agent ven.agent --rpc-capabilities platform.web.register_endpoint \
+        platform.web.unregister_all_agent_routes platform.web.register_path_route platform.web.get_web_root \
+        --protected-rpcs $VEN_PROTECTED_RPCS
+    # Who may change the building's state over VIP: the bridge (commands and shadow settings from
+    # the cloud) and the operator tool (ven_rpc.py, ven_cmd_publish.py --local). Any other identity
+    # may read (get_status, get_events, get_journal_since) but is refused these.
+    quiet vctl authz add agent ven.bridge --rpc-capabilities ven.agent.handle_command ven.agent.apply_shadow_config
+    for operator in $OPERATORS; do
+        quiet vctl authz add agent "$operator" --rpc-capabilities $(for m in $VEN_PROTECTED_RPCS; do printf 'ven.agent.%s ' "$m"; done)
+    done
+    stamp_set authz "$authz_spec"
+    changed "authz: ven.agent's web routes; its state-changing RPCs only for ven.bridge and $OPERATORS"
+fi
+ensure_agent ven.agent "$HERE/VenAgent" "$(content_hash "$HERE/VenAgent/venagent" "$HERE/common/ven_common")"
+ensure_agent ven.bridge "$HERE/BackendBridgeAgent" "$(content_hash "$HERE/BackendBridgeAgent/backendbridge" "$HERE/common/ven_common")"
+if [ ${#CHANGED[@]} -eq 0 ]; then
+    say "agents, libraries and configs: nothing changed"
+fi
+if [ -n "${VEN_CHANGES_FILE:-}" ]; then
+    printf '%s\n' "${CHANGED[@]}" >> "$VEN_CHANGES_FILE"
+fi

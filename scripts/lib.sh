@@ -30,6 +30,10 @@ export VOLTTRON_HOME="${VOLTTRON_HOME_OVERRIDE:-$VEN_ROOT/vhome}"
 BROKER_DIR="$VEN_ROOT/broker"
 RUNTIME_CERTS="$VEN_ROOT/certs"
 
+# What `start` changed, for its last line ("nothing changed" when empty).
+VEN_CHANGES=()
+note_change() { VEN_CHANGES+=("$1"); }
+
 step() { printf '==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit "${2:-1}"; }
@@ -80,6 +84,7 @@ ensure_packages() {
     fi
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    note_change "installed ${missing[*]}"
     # Debian enables a system-wide mosquitto on port 1883; we run our own, so leave it alone
     # but make sure it does not hold our TLS port.
 }
@@ -89,6 +94,7 @@ ensure_user() {
     if ! id "$VEN_USER" >/dev/null 2>&1; then
         step "Creating service user '$VEN_USER' (VOLTTRON refuses to run as root)"
         useradd --system --create-home --home-dir "$VEN_ROOT/home" --shell /bin/bash "$VEN_USER"
+        note_change "created user $VEN_USER"
     fi
     install -d -o "$VEN_USER" -g "$VEN_USER" -m 0750 "$VEN_ROOT"
 }
@@ -108,10 +114,12 @@ ensure_dirs() {
 # The service user runs a copy of the sources: a root checkout is often unreadable to it.
 sync_sources() {
     mkdir -p "$VEN_SRC"
-    rsync -a --delete --exclude .git --exclude 'certs/*' --exclude '__pycache__' --exclude '.pytest_cache' \
-        --exclude '.hypothesis' --exclude 'tests/artifacts' --exclude 'bench/results/*.json' \
-        "$VEN_REPO/" "$VEN_SRC/"
+    local updated
+    updated="$(rsync -a --delete --itemize-changes --exclude .git --exclude 'certs/*' --exclude '__pycache__' \
+        --exclude '.pytest_cache' --exclude '.hypothesis' --exclude 'tests/artifacts' --exclude 'bench/results/*.json' \
+        --exclude '*.egg-info' "$VEN_REPO/" "$VEN_SRC/" | grep -c '^[<>ch*]' || true)"
     if [ "$(id -u)" -eq 0 ]; then chown -R "$VEN_USER:$VEN_USER" "$VEN_SRC"; fi
+    if [ "${updated:-0}" -gt 0 ]; then note_change "sources copied ($updated file(s) new or changed)"; fi
 }
 
 requirements_stamp() {
@@ -137,6 +145,7 @@ ensure_venv() {
     as_svc "$VENV/bin/python" -c 'import volttron.client, paho.mqtt, ven_common.contract' \
         || die "the venv at $VENV is incomplete: delete it and run again"
     as_svc bash -c "printf %s $want > $stamp_file"
+    note_change "venv (re)built with the pinned versions"
 }
 
 # VOLTTRON's first start runs `poetry init` + `poetry add` of the whole venv against test-pypi,

@@ -48,8 +48,13 @@ ensure_pki() {
         done
         info "using the AWS IoT certificates in certs/ for endpoint $IOT_ENDPOINT"
     else
-        step "Dev PKI in certs/ (CA, broker cert, thing '$IOT_THING_NAME', cloud_backend)"
+        local before
+        before="$(cat "$certs"/*.crt "$certs"/*.pem 2>/dev/null | sha256sum)"
         "$VENV/bin/python" -m ven_common.pki --out "$certs" --thing "$IOT_THING_NAME" >/dev/null
+        if [ "$(cat "$certs"/*.crt "$certs"/*.pem 2>/dev/null | sha256sum)" != "$before" ]; then
+            info "dev PKI in certs/ (CA, broker cert, thing '$IOT_THING_NAME', cloud_backend): generated"
+            note_change "generated the dev PKI"
+        fi
     fi
     # The service user gets its own copy: the checkout may be unreadable to it.
     local f
@@ -70,6 +75,7 @@ start_broker() {
         return
     fi
     step "Starting the local AWS IoT stand-in: mosquitto, mTLS, per-thing ACL, 127.0.0.1:$BROKER_PORT"
+    note_change "started the broker"
     as_svc mkdir -p "$BROKER_DIR/data"
     as_svc python -m ven_common.broker_conf --port "$BROKER_PORT" --pki "$RUNTIME_CERTS" --dir "$BROKER_DIR" >/dev/null
     if (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; then
@@ -85,6 +91,7 @@ start_platform() {
         return
     fi
     step "Starting the VOLTTRON platform (VOLTTRON_HOME=$VOLTTRON_HOME, log $VEN_LOG)"
+    note_change "started the platform"
     seed_volttron_home "$VOLTTRON_HOME"
     ensure_web_config
     # A background job of a non-interactive shell has SIGINT ignored, and VOLTTRON then never
@@ -102,6 +109,9 @@ start_platform() {
     die "the platform did not come up in 180 s: see $VEN_LOG and $VEN_ROOT/log/volttron.out"
 }
 
+# Convergent: every step checks its part and brings up only what is missing, so a second `start`
+# changes nothing and a broker that died is restarted without touching the platform or the agents
+# (a VEN restart mid-event would re-apply its shed, but is still a needless interruption).
 cmd_start() {
     case "${1:-}" in -h|--help) echo "usage: ven_control.sh start   (no options; see --help of the script)"; return 0;; esac
     local t0=$SECONDS
@@ -109,21 +119,28 @@ cmd_start() {
     ensure_packages
     ensure_user
     ensure_dirs
-    if platform_up && { [ -n "${IOT_ENDPOINT:-}" ] || [ -n "$(broker_pid)" ]; }; then
-        info "already running: nothing changed"
-        cmd_status
-        return 0
-    fi
-    step "Copying the sources for the service user ($VEN_SRC)"
     sync_sources
     ensure_venv
     ensure_pki
     start_broker
     start_platform
-    step "Installing agents, libraries and configs (install_agents.sh)"
-    as_svc env SKIP_VENV_CHECK=0 bash "$VEN_SRC/install_agents.sh"
+    step "Checking agents, libraries and configs (install_agents.sh)"
+    local changes_file="$VEN_ROOT/tmp/start-changes"
+    as_svc rm -f "$changes_file"
+    as_svc env VEN_CHANGES_FILE="$changes_file" bash "$VEN_SRC/install_agents.sh"
+    local line
+    while IFS= read -r line; do [ -z "$line" ] || note_change "$line"; done < <(as_svc cat "$changes_file" 2>/dev/null || true)
     step "Up in $((SECONDS - t0)) s"
-    cmd_status
+    local rc=0
+    cmd_status || rc=$?
+    if [ ${#VEN_CHANGES[@]} -eq 0 ]; then
+        echo "start: nothing changed (everything was already running)"
+    else
+        local joined
+        joined="$(printf '%s; ' "${VEN_CHANGES[@]}")"
+        echo "start: changed: ${joined%; }"
+    fi
+    return $rc
 }
 
 cmd_stop() {

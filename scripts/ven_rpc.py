@@ -32,6 +32,8 @@ def main() -> int:
     p.add_argument("args", nargs="*", help="JSON-encoded positional arguments")
     p.add_argument("--format", choices=["json", "bridge"], default="json")
     p.add_argument("--timeout", type=float, default=15.0)
+    p.add_argument("--identity", default="ven.operator",
+                   help="VIP identity to call as (default ven.operator, the operator tool; created with vctl auth add)")
     a = p.parse_args()
     vhome = os.environ.get("VOLTTRON_HOME")
     if not vhome:
@@ -45,7 +47,7 @@ def main() -> int:
     from ven_common import vip_client  # late: importing volttron patches the process with gevent
 
     try:
-        agent = vip_client.connect(vhome, "ven.operator")
+        agent = vip_client.connect(vhome, a.identity)
     except Exception as exc:  # noqa: BLE001 - one line for the operator, no traceback
         print(f"error: cannot reach the platform at {vhome}: {exc}", file=sys.stderr)
         return 1

@@ -1,10 +1,11 @@
 """BackendBridgeAgent: VOLTTRON bus <-> AWS IoT Core (thin shell over the pure modules).
 
 Bus -> cloud: ``ven/metering``, ``ven/ack``, ``ven/event/report``, ``ven/event/state``,
-``ven/actuation`` go through the durable outbox; ``ven/status`` becomes a debounced shadow
-update. Cloud -> VEN: commands are checked, de-duplicated and handed to
-``ven.agent.handle_command(cmd, source="mqtt")``; the returned ack is published at once.
-Shadow deltas go to ``ven.agent.apply_shadow_config(change)``.
+``ven/actuation``, ``ven/device/fault`` go through the durable outbox; ``ven/status`` becomes a
+debounced shadow update. Cloud -> VEN: every command that passes the transport check is handed
+to ``ven.agent.handle_command(cmd, source="mqtt")`` (field rules and idempotency are the VEN's:
+a re-sent command gets the VEN's stored ack); the ack is queued on disk, then the command is
+PUBACKed. Shadow deltas go to ``ven.agent.apply_shadow_config(change)``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import volttron.utils as utils  # isort: skip
 from volttron.client.vip.agent import RPC, Agent, Core  # isort: skip
 from volttron.utils.commands import vip_main  # isort: skip
+from volttron.client.vip.agent.errors import Unreachable, VIPError  # isort: skip
+from volttron.utils.jsonrpc import Error as JsonRpcError, RemoteError  # isort: skip
 
 import logging
 import os
@@ -29,7 +32,8 @@ import gevent.queue
 from ven_common.contract import ACK_SOURCE_MQTT, VEN_IDENTITY, BusTopics
 
 from backendbridge.batching import KIND_SHADOW, KIND_SHADOW_GET
-from backendbridge.bridge import FORWARDED_BUS_TOPICS, CommandPipeline, Routed, route_bus_message
+from backendbridge.bridge import (FORWARDED_BUS_TOPICS, CommandPipeline, Routed, VenFailed, VenUnreachable,
+                                  route_bus_message)
 from backendbridge.config import BridgeConfig, ConfigError, load_config
 from backendbridge.drain import Drainer
 from backendbridge.gevent_link import GeventHandoff
@@ -86,8 +90,10 @@ class BackendBridgeAgent(Agent):
         self._cert_errors: list[str] = []
         self._registration: RegistrationResult | None = None
         self._bus_skipped = 0
+        self._bus_unqueueable = 0
         self._commands_dropped = 0
-        self._duplicates_dup_flag = 0
+        self._commands_unacked = 0
+        self._redeliveries = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -124,7 +130,7 @@ class BackendBridgeAgent(Agent):
             synchronous=cfg.outbox_synchronous,
         )
         _log.info("outbox %s: %d queued, last seq %d", self._outbox.path, self._outbox.depth(), self._outbox.last_seq())
-        self._pipeline = CommandPipeline(cfg.thing_name, dedupe_capacity=cfg.dedupe_capacity)
+        self._pipeline = CommandPipeline(cfg.thing_name)
         self._handoff = GeventHandoff()
         topics = cfg.mqtt_topics()
         settings = LinkSettings(
@@ -146,7 +152,8 @@ class BackendBridgeAgent(Agent):
             self._outbox,
             self._link,
             ven_id=cfg.thing_name,
-            batch_max_readings=cfg.batch_max_readings,
+            # One reading per message unless the backend asked for batches (batch_metering).
+            batch_max_readings=cfg.batch_max_readings if cfg.batch_metering else 1,
             max_inflight=cfg.max_inflight,
             max_publish_per_sec=cfg.max_publish_per_sec,
         )
@@ -283,6 +290,10 @@ class BackendBridgeAgent(Agent):
         try:
             self._outbox.enqueue(kind, topic, payload, supersede=supersede, cursor=cursor)
         except (ValueError, TypeError) as exc:
+            # Not JSON-serialisable or over AWS's limits: it can never be sent. Counted (status
+            # "unqueueable") rather than blocking everything behind it; other errors (disk)
+            # propagate, the cursor stays, and the journal catch-up fetches the message again.
+            self._bus_unqueueable += 1
             _log.error("cannot queue %s for %s: %s", kind, topic, exc)
             self._set_cursor(cursor)
             return
@@ -374,6 +385,8 @@ class BackendBridgeAgent(Agent):
     def on_command(self, payload: bytes, dup: bool, done: Any = None) -> None:
         # Ordered, one at a time: an "event" followed quickly by a "restore" must reach the
         # VEN in that order.
+        if dup:
+            self._redeliveries += 1
         try:
             self._commands.put_nowait((payload, done))
         except gevent.queue.Full:
@@ -387,43 +400,42 @@ class BackendBridgeAgent(Agent):
             try:
                 self._handle_command(raw)
             except (Exception, gevent.Timeout):
-                _log.exception("command handling failed")
-            finally:
-                if done is not None:
-                    done()
+                # No ack on disk: no PUBACK either, so the broker delivers the command again
+                # (after a reconnect) and the VEN's idempotency answers it then.
+                self._commands_unacked += 1
+                _log.exception("command not acknowledged (no PUBACK: the broker will redeliver it)")
+                continue
+            if done is not None:
+                done()
 
-    def _handle_command(self, raw: bytes) -> None:
-        assert self._pipeline is not None and self._cfg is not None
-        ack_topic = self._cfg.mqtt_topics().ack
-        admission = self._pipeline.admit(raw)
-        if admission.action == "reject":
-            assert admission.ack is not None
-            _log.warning("rejected command %s: %s", admission.correlation_id, admission.ack["reason"])
-            self._enqueue("ack", ack_topic, admission.ack)
-            return
-        if admission.action == "duplicate":
-            _log.info("duplicate command %s not forwarded", admission.correlation_id)
-            return
-        command = admission.command
-        assert command is not None
-        started = time.monotonic()
+    def _call_ven(self, command: dict[str, Any]) -> Any:
+        assert self._cfg is not None
         try:
-            result = self.vip.rpc.call(VEN_IDENTITY, "handle_command", command, source=ACK_SOURCE_MQTT).get(
+            return self.vip.rpc.call(VEN_IDENTITY, "handle_command", command, source=ACK_SOURCE_MQTT).get(
                 timeout=self._cfg.rpc_timeout_sec
             )
-        except (Exception, gevent.Timeout) as exc:
-            _log.error("VEN unreachable for command %s: %s", admission.correlation_id, exc)
-            ack = self._pipeline.ack_unreachable(raw, command, f"{type(exc).__name__}: {exc}")
-        else:
-            ack = self._pipeline.ack_from_result(command, result)
-        _log.info(
-            "command %s %s -> %s in %.1f ms",
-            command.get("op"),
-            admission.correlation_id,
-            ack.get("status"),
-            (time.monotonic() - started) * 1000,
-        )
-        self._enqueue("ack", ack_topic, ack)
+        except gevent.Timeout:
+            raise VenUnreachable(f"no answer within {self._cfg.rpc_timeout_sec:g} s") from None
+        except Unreachable as exc:
+            raise VenUnreachable(f"not running ({exc})") from None
+        except (RemoteError, JsonRpcError) as exc:
+            # The VEN (or the platform's authorization check) raised: its error, not "unreachable".
+            raise VenFailed(str(exc) or type(exc).__name__) from None
+        except VIPError as exc:
+            raise VenUnreachable(f"{type(exc).__name__}: {exc}") from None
+
+    def _handle_command(self, raw: bytes) -> None:
+        """Exactly one ack per command, queued durably; raises if it could not be queued."""
+        assert self._pipeline is not None and self._cfg is not None
+        started = time.monotonic()
+        ack, correlation_id = self._pipeline.process(raw, self._call_ven)
+        if ack.get("status") == "rejected":
+            _log.warning("command %s rejected (%s): %s", correlation_id, ack.get("reason_code"), ack.get("reason"))
+        _log.info("command %s %s -> %s in %.1f ms", ack.get("op"), correlation_id, ack.get("status"),
+                  (time.monotonic() - started) * 1000)
+        assert self._outbox is not None
+        self._outbox.enqueue("ack", self._cfg.mqtt_topics().ack, ack)
+        self._wake.set()
 
     # -- link events -------------------------------------------------------------------
 
@@ -467,10 +479,13 @@ class BackendBridgeAgent(Agent):
             "superseded": counters.get("superseded", 0),
             "rejected": pipe.rejected if pipe else 0,
             "rejected_by_reason": dict(pipe.checker.rejected) if pipe else {},
-            "duplicates": pipe.deduper.duplicates if pipe else 0,
+            "redeliveries": self._redeliveries,
             "forwarded_commands": pipe.forwarded if pipe else 0,
             "not_ready": pipe.not_ready if pipe else 0,
+            "internal_errors": pipe.internal if pipe else 0,
             "commands_dropped": self._commands_dropped,
+            "commands_unacked": self._commands_unacked,
+            "unqueueable": self._bus_unqueueable,
             "dead_letter": counters.get(DEAD_LETTER, 0),
             "reconnects": link.reconnects if link else 0,
             "connect_failures": link.connect_failures if link else 0,

@@ -1,5 +1,8 @@
 """Turn queued outbox items into MQTT messages (the drain plan).
 
+* By default (``batch_metering`` off, the shell passes ``batch_max_readings=1``) every reading
+  is its own message, flat, as the seed sent it, plus ``"seq"``: the seed's backend stores one
+  reading per message. With batching on (opt-in, a contract change for the backend):
 * A run of consecutive metering readings becomes one batch message
   ``{"venId", "seq" (first), "seqs": [...], "batch": true, "readings": [...]}`` of at most
   ``batch_max_readings`` readings and at most 128 KB: a backlog after an outage drains at

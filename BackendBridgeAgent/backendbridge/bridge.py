@@ -9,18 +9,18 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ven_common.contract import (
     ACK_SOURCE_MQTT,
     BusTopics,
     MqttTopics,
     RejectReason,
+    read_correlation_id,
     reject_ack,
 )
 
 from backendbridge.batching import KIND_ACK, KIND_METERING, KIND_TELEMETRY
-from backendbridge.dedupe import CommandDeduper
 from backendbridge.envelope import EnvelopeChecker
 
 FORWARDED_BUS_TOPICS = (
@@ -29,7 +29,13 @@ FORWARDED_BUS_TOPICS = (
     BusTopics.REPORT,
     BusTopics.EVENT_STATE,
     BusTopics.ACTUATION,
+    BusTopics.DEVICE_FAULT,
 )
+_TELEMETRY_TYPES = {
+    BusTopics.EVENT_STATE: "event_state",
+    BusTopics.ACTUATION: "actuation",
+    BusTopics.DEVICE_FAULT: "device_fault",
+}
 
 
 @dataclass(frozen=True)
@@ -70,72 +76,74 @@ def route_bus_message(bus_topic: str, message: Any, topics: MqttTopics) -> Route
         body.setdefault("venId", topics.thing)
         body.setdefault("type", "event_report")
         return Routed(KIND_ACK, topics.ack, body)
-    if bus_topic in (BusTopics.EVENT_STATE, BusTopics.ACTUATION):
+    if bus_topic in _TELEMETRY_TYPES:
         body.setdefault("venId", topics.thing)
-        body.setdefault("type", "event_state" if bus_topic == BusTopics.EVENT_STATE else "actuation")
+        body.setdefault("type", _TELEMETRY_TYPES[bus_topic])
         return Routed(KIND_TELEMETRY, topics.telemetry, body)
     return f"topic {bus_topic!r} is not forwarded"
 
 
-@dataclass(frozen=True)
-class Admission:
-    action: Literal["reject", "duplicate", "forward"]
-    command: dict[str, Any] | None = None
-    ack: dict[str, Any] | None = None
-    correlation_id: str | None = None
+class VenUnreachable(Exception):
+    """The VEN did not answer (not running, or no answer within the RPC timeout): ``not_ready``."""
+
+
+class VenFailed(Exception):
+    """The VEN answered with an error of its own: ``internal``, never ``not_ready``."""
 
 
 class CommandPipeline:
-    """envelope check -> de-duplication -> (shell: RPC to the VEN) -> the ack to publish."""
+    """transport check -> (the VEN: field rules, idempotency, the decision) -> the ack to queue.
 
-    def __init__(self, thing: str, *, dedupe_capacity: int = 4096, clock: Callable[[], float] = time.time) -> None:
+    Every raw command yields exactly one ack here; the shell PUBACKs the command only once that
+    ack is on disk, so a failure anywhere after this point means a redelivery, never a loss.
+    """
+
+    def __init__(self, thing: str, *, clock: Callable[[], float] = time.time) -> None:
         self.thing = thing
         self._clock = clock
         self.checker = EnvelopeChecker(thing, clock=clock)
-        self.deduper = CommandDeduper(dedupe_capacity)
         self.forwarded = 0
         self.not_ready = 0
+        self.internal = 0
 
     @property
     def rejected(self) -> int:
         return sum(self.checker.rejected.values())
 
-    def admit(self, raw: bytes) -> Admission:
+    def process(self, raw: bytes, call_ven: Callable[[dict[str, Any]], Any]) -> tuple[dict[str, Any], str | None]:
+        """The ack for ``raw`` and its correlationId; ``call_ven`` raises VenUnreachable/VenFailed."""
         verdict = self.checker.check(raw)
-        if not verdict.accepted:
-            return Admission("reject", ack=verdict.reject, correlation_id=verdict.correlation_id)
-        if self.deduper.is_duplicate(raw, verdict.correlation_id):
-            return Admission("duplicate", command=verdict.command, correlation_id=verdict.correlation_id)
+        if verdict.command is None:
+            assert verdict.reject is not None
+            return verdict.reject, verdict.correlation_id
+        command = verdict.command
         self.forwarded += 1
-        return Admission("forward", command=verdict.command, correlation_id=verdict.correlation_id)
+        try:
+            result = call_ven(command)
+        except VenUnreachable as exc:
+            self.not_ready += 1
+            return self._error_ack(command, RejectReason.NOT_READY, f"VEN agent unreachable: {exc}"), verdict.correlation_id
+        except VenFailed as exc:
+            self.internal += 1
+            return self._error_ack(command, RejectReason.INTERNAL, f"VEN agent error: {exc}"), verdict.correlation_id
+        return self.ack_from_result(command, result), verdict.correlation_id
 
     def ack_from_result(self, command: Mapping[str, Any], result: Any) -> dict[str, Any]:
         """The VEN's ack as returned by ``handle_command``; a non-dict is an internal error."""
         if isinstance(result, Mapping):
             ack = dict(result)
-            ack.setdefault("correlationId", command.get("correlationId"))
+            ack.pop("source", None)
             ack.setdefault("venId", self.thing)
             return ack
-        return reject_ack(
-            op=command.get("op"),
-            correlation_id=command.get("correlationId"),
-            reason_code=RejectReason.INTERNAL,
-            reason=f"VEN returned {type(result).__name__} instead of an ack",
-            ts=int(self._clock()),
-            ven_id=self.thing,
-            event_id=command.get("event_id"),
-        )
+        self.internal += 1
+        return self._error_ack(command, RejectReason.INTERNAL, f"VEN returned {type(result).__name__} instead of an ack")
 
-    def ack_unreachable(self, raw: bytes, command: Mapping[str, Any], error: str) -> dict[str, Any]:
-        """not_ready ack; the command is forgotten by the de-duplicator so a retry works."""
-        self.not_ready += 1
-        cid = command.get("correlationId")
-        self.deduper.forget(raw, cid if isinstance(cid, str) else None)
+    def _error_ack(self, command: Mapping[str, Any], code: RejectReason, reason: str) -> dict[str, Any]:
         return reject_ack(
             op=command.get("op"),
-            correlation_id=cid if isinstance(cid, str) else None,
-            reason_code=RejectReason.NOT_READY,
-            reason=f"VEN agent unreachable: {error}"[:300],
+            correlation_id=read_correlation_id(command),
+            reason_code=code,
+            reason=reason[:300],
             ts=int(self._clock()),
             ven_id=self.thing,
             event_id=command.get("event_id"),

@@ -17,6 +17,7 @@ from backendbridge.outbox import Outbox
 
 QOS = 1
 _PEEK_BATCHES = 4
+_PEEK_MIN = 200  # rows read per outbox query, whatever the batching
 _PER_PUMP = 50  # yield to other greenlets after this many publishes
 _RETRY_AFTER_REFUSAL = 0.5
 
@@ -113,7 +114,7 @@ class Drainer:
             room = self.max_inflight - len(self._inflight)
             if room <= 0:
                 return None
-            items = self.outbox.peek(self.batch_max_readings * _PEEK_BATCHES, after_seq=self._cursor)
+            items = self.outbox.peek(max(_PEEK_MIN, self.batch_max_readings * _PEEK_BATCHES), after_seq=self._cursor)
             if not items:
                 return None
             for msg in plan_messages(items, ven_id=self.ven_id, batch_max_readings=self.batch_max_readings):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import gevent
+import gevent.lock
 import gevent.queue
 
 from volttron.client.vip.agent import RPC, Agent, Core
@@ -34,7 +35,10 @@ _log = logging.getLogger(__name__)
 __version__ = "0.1.0"
 
 TICK_SEC = 0.5
-WRITE_TIMEOUT_SEC = 10.0
+
+# State-changing RPCs: only identities granted them (install_agents.sh: the bridge, the operator
+# tool) may call them; the read-only ones stay open. VOLTTRON's authorization wraps them.
+PROTECTED_RPCS = ("handle_command", "send_event", "restore", "set_override", "apply_shadow_config")
 
 
 def _number(value: Any) -> float | None:
@@ -53,6 +57,8 @@ class VenAgent(Agent):
         self._journal = Journal()
         self._outgoing: gevent.queue.Queue[tuple[Effects, str, str | None]] = gevent.queue.Queue()
         self._publisher: gevent.Greenlet | None = None
+        # One command at a time: a command's ack is settled with its own writes' outcome.
+        self._command_lock = gevent.lock.BoundedSemaphore()
         self.vip.config.set_default("config", self._defaults)
         self.vip.config.subscribe(self._configure, actions=["NEW", "UPDATE"], pattern="config")
 
@@ -107,9 +113,27 @@ class VenAgent(Agent):
     def onstart(self, sender: Any, **kwargs: Any) -> None:
         # @PubSub.subscribe is never registered in volttron-core rc38: subscribe explicitly.
         self.vip.pubsub.subscribe("pubsub", "devices/", self._on_device_publish).get(timeout=10)
+        self._protect_rpcs()
         self.core.periodic(TICK_SEC, self._tick, wait=TICK_SEC)
         self._web.start()
         _log.info("VenAgent started as %s", self.core.identity)
+
+    def _protect_rpcs(self) -> None:
+        """Load this agent's protected RPCs now: volttron-core rc38 loads them lazily, on the
+        agent's first outgoing RPC, which would leave commands open to anyone until then."""
+        rpc = self.vip.rpc
+        try:
+            protected = list(rpc.get_protected_rpcs() or [])
+        except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - logged; the platform retries on the first call
+            _log.error("cannot load the protected RPC list from the auth service: %s", exc)
+            return
+        rpc._add_protected_rpcs(protected)  # noqa: SLF001 - the subsystem's own (private) entry point
+        missing = sorted(set(PROTECTED_RPCS) - set(protected))
+        if missing:
+            _log.warning("state-changing RPCs open to every identity on the platform: %s "
+                         "(install_agents.sh grants them with vctl authz)", ", ".join(missing))
+        else:
+            _log.info("state-changing RPCs restricted to authorized identities: %s", ", ".join(PROTECTED_RPCS))
 
     def _tick(self) -> None:
         if self._engine is None:
@@ -149,7 +173,10 @@ class VenAgent(Agent):
     # -- output --------------------------------------------------------------------------
     def _apply(self, effects: Effects, reason: str, source: str | None = None) -> None:
         if effects.writes:
-            self._write(effects.writes)
+            written, failed = self._write(effects.writes)
+            assert self._engine is not None
+            outcome = self._engine.on_write_outcome(time.time(), written, failed)
+            effects = Effects(effects.writes, effects.messages + outcome.messages)
         self._publish_messages(effects, reason, source)
 
     def _publish_messages(self, effects: Effects, reason: str, source: str | None) -> None:
@@ -180,45 +207,63 @@ class VenAgent(Agent):
         headers = {"source": source, "vepoch": self._journal.epoch, "vseq": vseq}
         self.vip.pubsub.publish("pubsub", topic, headers=headers, message=message)
 
-    def _write(self, writes: Mapping[str, bool]) -> None:
-        """One set_multiple_points per device, devices in parallel (set_point costs ~5x more)."""
+    def _write(self, writes: Mapping[str, bool]) -> tuple[list[str], dict[str, str]]:
+        """One set_multiple_points per device, devices in parallel (set_point costs ~5x more), each
+        bounded by ``driver_timeout_sec``. Returns the circuits written and, for those the driver
+        refused or did not confirm in time, the error: their outcome is unknown."""
         assert self._config is not None
         per_device: dict[str, list[list[Any]]] = defaultdict(list)
+        names: dict[tuple[str, str], str] = {}
         for name, enabled in writes.items():
             circuit = self._config.circuit(name)
             if circuit is not None:
                 per_device[circuit.device].append([circuit.enable_point, bool(enabled)])
+                names[(circuit.device, circuit.enable_point)] = name
         calls = {
             device: self.vip.rpc.call(DRIVER_IDENTITY, "set_multiple_points", device, points)
             for device, points in per_device.items()
         }
+        deadline = time.monotonic() + self._config.driver_timeout_sec
+        failed: dict[str, str] = {}
         for device, result in calls.items():
+            points = [point for point, _ in per_device[device]]
             try:
-                errors = result.get(timeout=WRITE_TIMEOUT_SEC)
-            except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - logged, never fatal
-                _log.error("driver write to %s failed: %s", device, exc or type(exc).__name__)
-                continue
-            if errors:
-                _log.error("driver write to %s reported errors: %s", device, errors)
+                errors = result.get(timeout=max(0.0, deadline - time.monotonic()))
+            except gevent.Timeout:
+                error = f"no answer from {DRIVER_IDENTITY} within {self._config.driver_timeout_sec:g} s"
+                failed.update({names[(device, p)]: error for p in points})
+            except Exception as exc:  # noqa: BLE001 - any driver error leaves the outcome unknown
+                error = f"{type(exc).__name__}: {exc}"[:200]
+                failed.update({names[(device, p)]: error for p in points})
+            else:
+                if isinstance(errors, Mapping):
+                    for point, error in errors.items():
+                        if (device, point) in names:
+                            failed[names[(device, point)]] = f"refused: {error}"[:200]
+        if failed:
+            _log.error("driver writes not confirmed: %s", failed)
+        return [n for n in names.values()], failed
 
     # -- VIP RPC -------------------------------------------------------------------------
     @RPC.export
     def handle_command(self, command: Any, source: str = "rpc") -> dict[str, Any]:
-        """Handle a command dict (the MQTT schema) and return its ack (after the driver writes)."""
+        """Handle a command dict (the MQTT schema) and return its ack, settled with what the
+        driver confirmed of its writes (at most ``driver_timeout_sec`` later)."""
         if self._engine is None or self._config is None:
             return reject_ack(op=command.get("op") if isinstance(command, dict) else None,
                               correlation_id=read_correlation_id(command), reason_code=RejectReason.NOT_READY,
                               reason="VEN not configured yet", ts=int(time.time()),
                               ven_id=os.environ.get("IOT_THING_NAME", DEFAULT_THING_NAME))
-        t0 = time.perf_counter()
-        ack, effects = self._engine.on_command(time.time(), command)
-        t1 = time.perf_counter()
-        if effects.writes:
-            self._write(effects.writes)
-        t2 = time.perf_counter()
-        self._publish_later(effects, "command", source)
-        _log.debug("command %s %s: core %.1f ms, write %.1f ms, %d bus message(s) queued", ack.get("op"),
-                   ack.get("correlationId"), (t1 - t0) * 1e3, (t2 - t1) * 1e3, len(effects.messages))
+        with self._command_lock:
+            t0 = time.perf_counter()
+            pending = self._engine.begin_command(time.time(), command)
+            t1 = time.perf_counter()
+            written, failed = self._write(pending.effects.writes) if pending.effects.writes else ([], {})
+            t2 = time.perf_counter()
+            ack, done = self._engine.complete_command(time.time(), pending, written=written, failed=failed)
+        self._publish_later(Effects(pending.effects.writes, pending.effects.messages + done.messages), "command", source)
+        _log.debug("command %s %s: core %.1f ms, write %.1f ms", ack.get("op"), ack.get("correlationId"),
+                   (t1 - t0) * 1e3, (t2 - t1) * 1e3)
         if ack.get("status") == "rejected":
             _log.warning("command rejected (%s): %s", ack.get("correlationId"), ack.get("reason"))
         return ack

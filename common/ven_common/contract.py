@@ -70,6 +70,8 @@ class RejectReason(enum.StrEnum):
     WRONG_VEN = "wrong_ven"
     UNKNOWN_EVENT = "unknown_event"
     CONFLICT = "conflict"
+    CORRELATION_REUSED = "correlation_reused"
+    """The correlationId was already used for a different command (the first one's ack stands)."""
     NOT_READY = "not_ready"
     INTERNAL = "internal"
 
@@ -147,6 +149,9 @@ class BusTopics:
     """The seed's shadow shape, on change."""
     ACTUATION = "ven/actuation"
     """What the VenAgent wrote to the driver and why (it replaces the driver's actuator topics)."""
+    DEVICE_FAULT = "ven/device/fault"
+    """A device stopped giving fresh readings or refused a write (``state: begin``), or recovered
+    (``state: end``)."""
     BRIDGE_STATUS = "ven/bridge/status"
     """The bridge's connection and queue state, periodically."""
 

@@ -97,9 +97,10 @@ class Platform:
             raise SystemError_(f"vctl {' '.join(args)} failed ({result.returncode}): {result.stdout}{result.stderr}")
         return result
 
-    def rpc(self, peer: str, method: str, *args: Any, timeout: float = 15) -> Any:
-        cmd = [sys.executable, str(REPO / "scripts/ven_rpc.py"), "--timeout", str(timeout), peer, method,
-               *[json.dumps(a) for a in args]]
+    def rpc(self, peer: str, method: str, *args: Any, timeout: float = 15, identity: str = "ven.operator") -> Any:
+        """An RPC from outside the platform, as ``identity`` (default: the operator tool)."""
+        cmd = [sys.executable, str(REPO / "scripts/ven_rpc.py"), "--timeout", str(timeout), "--identity", identity,
+               peer, method, *[json.dumps(a) for a in args]]
         result = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout + 30)
         if result.returncode != 0:
             raise SystemError_(f"rpc {peer}.{method} failed: {result.stderr.strip()}")

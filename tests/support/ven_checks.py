@@ -33,18 +33,48 @@ def all_enabled(platform: Platform, points: tuple[str, ...] = SHEDDABLE_POINTS) 
     return all(enabled(platform, p) for p in points)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def seed_reading_problem(body: Any) -> str | None:
+    """Why a message on ``volttron/metering`` is not one reading the seed's pipeline (IoT rule ->
+    consumer, one row per message, ``venId`` from the payload) can store, or None. Extra fields
+    (``seq``, ``quality``, ...) are fine; a changed shape is not. Null kW says "no fresh reading"."""
+    if not isinstance(body, dict):
+        return "not a JSON object"
+    if "readings" in body or body.get("batch"):
+        return "a batch of readings, not one reading"
+    if not isinstance(body.get("venId"), str) or not body["venId"]:
+        return "no venId"
+    if not _is_number(body.get("ts")):
+        return "no numeric ts"
+    for key in ("power_kw", "shed_kw"):
+        if key not in body or not (body[key] is None or _is_number(body[key])):
+            return f"{key} missing or not a number"
+    if "active_event" not in body or not (body["active_event"] is None or isinstance(body["active_event"], str)):
+        return "active_event missing or not a string/null"
+    circuits = body.get("circuits")
+    if not isinstance(circuits, list):
+        return "circuits missing"
+    for c in circuits:
+        if not (isinstance(c, dict) and isinstance(c.get("name"), str) and "enabled" in c and "current_kw" in c):
+            return f"circuit row {c!r} is not {{name, enabled, current_kw}}"
+    return None
+
+
 def readings(backend: Backend, since: float = 0.0) -> list[dict[str, Any]]:
-    """Every metering reading the backend got (batches unrolled), each with its MQTT ``seq``."""
+    """Every metering reading the backend got, read the way the seed's backend reads them: one
+    reading per message. A message that is not one seed-shaped reading fails the test (a backend
+    built on the operations guide would lose it)."""
     out: list[dict[str, Any]] = []
     for msg in backend.on_topic(TOPICS.metering):
         if msg.at < since:
             continue
         body = msg.json()
-        if body.get("batch"):
-            for seq, reading in zip(body["seqs"], body["readings"]):
-                out.append(dict(reading, seq=seq))
-        else:
-            out.append(body)
+        problem = seed_reading_problem(body)
+        assert problem is None, f"volttron/metering carried what a seed backend cannot store ({problem}): {msg.payload[:300]!r}"
+        out.append(body)
     return out
 
 

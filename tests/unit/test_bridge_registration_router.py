@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from backendbridge.bridge import CommandPipeline, Routed, route_bus_message
+from backendbridge.bridge import VenFailed, VenUnreachable, CommandPipeline, Routed, route_bus_message
 from backendbridge.registration import RegistrationPolicy, classify, register_once, registration_url
 from ven_common.contract import MqttTopics, registration_body
 
@@ -67,22 +67,41 @@ def test_routing() -> None:
     assert isinstance(route_bus_message("ven/other", {}, TOPICS), str)
 
 
-def test_pipeline_forward_duplicate_reject_and_not_ready() -> None:
+def test_pipeline_gives_exactly_one_ack_per_command_or_raises() -> None:
+    """Every command ends in one ack to queue, or an exception (then the shell does not PUBACK)."""
     p = CommandPipeline(THING, clock=lambda: 5.0)
     raw = json.dumps({"op": "restore", "correlationId": "r1", "venId": THING}).encode()
-    a = p.admit(raw)
-    assert a.action == "forward" and a.command and a.command["op"] == "restore"
-    assert p.admit(raw).action == "duplicate"
-    assert p.deduper.duplicates == 1
-    bad = p.admit(b"[]")
-    assert bad.action == "reject" and bad.ack and bad.ack["reason_code"] == "not_an_object"
-    assert p.rejected == 1
-    ack = p.ack_unreachable(raw, a.command, "Timeout")
-    assert ack["reason_code"] == "not_ready" and ack["correlationId"] == "r1" and "Timeout" in ack["reason"]
-    assert p.admit(raw).action == "forward"  # forgotten, so the backend's retry goes through
-    ok = p.ack_from_result(a.command, {"op": "restore", "status": "accepted", "ts": 1})
-    assert ok["correlationId"] == "r1" and ok["venId"] == THING
-    assert p.ack_from_result(a.command, None)["reason_code"] == "internal"
+    sent: list[dict[str, Any]] = []
+
+    def ven(command: dict[str, Any]) -> Any:
+        sent.append(command)
+        return {"op": "restore", "status": "accepted", "ts": 1, "correlationId": "r1"}
+
+    ack, cid = p.process(raw, ven)
+    assert cid == "r1" and ack["status"] == "accepted" and ack["venId"] == THING
+    # A re-sent command reaches the VEN again (its idempotency replays the stored ack).
+    p.process(raw, ven)
+    assert len(sent) == 2 and p.forwarded == 2
+
+    bad, _ = p.process(b"[]", ven)
+    assert bad["reason_code"] == "not_an_object" and p.rejected == 1 and len(sent) == 2
+
+    def down(command: dict[str, Any]) -> Any:
+        raise VenUnreachable("no answer within 8 s")
+    ack, _ = p.process(raw, down)
+    assert ack["reason_code"] == "not_ready" and ack["correlationId"] == "r1" and "8 s" in ack["reason"]
+
+    def broken(command: dict[str, Any]) -> Any:
+        raise VenFailed("ZeroDivisionError('x')")
+    ack, _ = p.process(raw, broken)
+    assert ack["reason_code"] == "internal" and "ZeroDivisionError" in ack["reason"]
+    assert p.process(raw, lambda c: None)[0]["reason_code"] == "internal"
+    assert (p.not_ready, p.internal) == (1, 2)
+
+    def bug(command: dict[str, Any]) -> Any:
+        raise RuntimeError("a bug in the shell")
+    with pytest.raises(RuntimeError, match="a bug in the shell"):
+        p.process(raw, bug)
 
 
 @pytest.mark.parametrize("message", [None, 5, "not json", b"[1]"])

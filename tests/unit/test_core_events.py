@@ -37,6 +37,7 @@ def test_future_event_is_scheduled_then_activated_by_tick() -> None:
     assert (ack["state"], ack["actual_shed_kw"], fx.writes) == ("scheduled", 0.0, {})
     assert [e["event_id"] for e in engine.status(T0)["scheduled_events"]] == ["later"]
     assert engine.tick(T0 + 99).writes == {}
+    engine.on_readings(T0 + 99.5, building.samples())  # the driver publishes every second
     fx = engine.tick(T0 + 100)
     assert fx.writes == {"Heater": False}
     assert engine.status(T0 + 100)["active_event"]["state"] == "active"
@@ -52,6 +53,7 @@ def test_modify_active_event_reselects_against_new_target() -> None:
     engine, building = _engine()
     _, fx = engine.on_command(T0, event_cmd("e", 2.0, 300))
     building.apply(fx.writes)
+    engine.on_readings(T0 + 9, building.samples())
     ack, fx = engine.on_command(T0 + 10, event_cmd("e", 1.0, 600))
     # 1.0 kW: Water Heater (1.2) suffices; Heater is given back.
     assert dict(fx.writes) == {"Heater": True, "Water Heater": False}
@@ -129,9 +131,18 @@ def test_repeated_correlation_id_returns_identical_ack_and_changes_nothing() -> 
     assert engine.status(T0 + 10)["active_event"] is None  # not re-created
     bad = {"op": "event", "correlationId": "bad-1", "event_id": "x", "shed_kw": -1, "duration_sec": 60}
     rejected, _ = engine.on_command(T0, bad)
-    repaired = {**bad, "shed_kw": 1.0}
-    again, fx = engine.on_command(T0 + 1, repaired)
-    assert again == rejected and fx.writes == {}  # rejections are cached too
+    assert engine.on_command(T0 + 1, bad)[0] == rejected  # rejections are replayed too
+
+
+def test_a_correlation_id_reused_for_another_command_is_rejected_and_changes_nothing() -> None:
+    engine, _ = _engine()
+    first, _ = engine.on_command(T0, event_cmd("e", 2.0, 300, cid="same"))
+    other, fx = engine.on_command(T0 + 1, event_cmd("e2", 9.0, 300, cid="same"))
+    assert other["status"] == "rejected" and other["reason_code"] == "correlation_reused"
+    assert "'e'" in other["reason"] and fx.writes == {}
+    assert engine.status(T0 + 1)["active_event"]["requested_shed_kw"] == 2.0
+    # The first command's ack stays the answer to its correlationId.
+    assert engine.on_command(T0 + 2, event_cmd("e", 2.0, 300, cid="same"))[0] == first
 
 
 def test_idempotency_survives_store_reopen_and_is_bounded(tmp_path: Any) -> None:

@@ -65,8 +65,11 @@ def test_min_on_keeps_recently_switched_on_circuit_out_of_selection() -> None:
     engine.on_readings(T0, building.samples())
     building.state["A"] = True  # seen switching on at T0 + 10
     engine.on_readings(T0 + 10, building.samples())
+    engine.on_readings(T0 + 19, building.samples())
     ack, fx = engine.on_command(T0 + 20, event_cmd("e", 2.0, 600))
     assert dict(fx.writes) == {"B": False}  # A would be first by priority, but it was turned on 10 s ago
+    building.apply(fx.writes)
+    engine.on_readings(T0 + 199, building.samples())
     ack2, fx2 = engine.on_command(T0 + 200, event_cmd("e", 5.0, 600))
     assert dict(fx2.writes) == {"A": False}  # modification: min_on now satisfied
 

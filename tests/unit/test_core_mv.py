@@ -82,7 +82,7 @@ def test_event_report_numbers_on_synthetic_trace() -> None:
         engine.on_readings(T0 + t, on, meter_kw=10.0)
     ack, fx = engine.on_command(T0, event_cmd("mv", 2.0, 100))
     assert dict(fx.writes) == {"Load": False}
-    off = {"Load": CircuitSample(False, 0.0)}
+    off = {"Load": CircuitSample(False, 0.0), "Rest": CircuitSample(True, 8.0)}
     metering = []
     for t in range(1, 100):
         fx = engine.on_readings(T0 + t, off, meter_kw=8.0)
@@ -109,7 +109,8 @@ def test_metering_rate_limit_and_shape() -> None:
     emitted = [t for t in range(0, 40) if engine.on_readings(T0 + t, building.samples()).of_topic(BusTopics.METERING)]
     assert emitted == [0, 10, 20, 30]  # one per interval from 1 s publishes (tests/unit/test_core_cadence.py)
     record = engine.on_readings(T0 + 100, building.samples()).of_topic(BusTopics.METERING)[0]
-    assert set(record) == {"venId", "ts", "power_kw", "baseline_kw", "shed_kw", "active_event", "circuits"}
+    assert set(record) == {"venId", "ts", "power_kw", "baseline_kw", "shed_kw", "active_event", "circuits", "quality"}
+    assert record["quality"] == "good"
     assert record["power_kw"] == 10.0 and record["shed_kw"] == 0.0 and record["active_event"] is None
     assert record["circuits"][0] == {"name": "HVAC", "enabled": True, "current_kw": 5.5}
 
@@ -120,9 +121,15 @@ def test_readings_merge_partial_ignore_unknown_and_non_finite() -> None:
     engine.on_readings(T0 + 1, {"Heater": CircuitSample(True, float("nan")), "HVAC": CircuitSample(None, float("inf"))})
     engine.on_readings(T0 + 2, {"Heater": CircuitSample(True, 2.5)})
     status = engine.status(T0 + 2)
-    assert status["power_kw"] == 8.0
+    # Three circuits were never read: the building's total is unknown, not 8 kW.
+    assert status["power_kw"] is None and status["quality"] == "stale"
     assert [c["name"] for c in status["circuits"]] == ["HVAC", "Heater", "EV Charger", "Water Heater", "Lighting"]
     assert status["circuits"][0]["enabled"] is True and status["circuits"][0]["current_kw"] == 5.5
+    assert [c["name"] for c in status["circuits"] if c.get("stale")] == ["EV Charger", "Water Heater", "Lighting"]
+    engine.on_readings(T0 + 3, {n: CircuitSample(n != "EV Charger", kw) for n, kw in
+                                (("EV Charger", 0.0), ("Water Heater", 1.2), ("Lighting", 0.8))})
+    fresh = engine.status(T0 + 3)
+    assert fresh["power_kw"] == 10.0 and fresh["quality"] == "good" and fresh["device_faults"] == []
 
 
 def test_back_to_back_events_keep_the_pre_event_baseline() -> None:

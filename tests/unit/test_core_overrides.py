@@ -73,6 +73,8 @@ def test_reconfigure_during_event_keeps_it_and_restores_removed_circuit() -> Non
     assert status["active_event"]["event_id"] == "e" and status["active_event"]["shed_circuits"] == []
     assert [c["name"] for c in status["circuits"]] == ["HVAC", "EV Charger", "Water Heater", "Lighting"]
     # The event continues; the next selection uses the new priorities (HVAC first now).
+    building.apply(fx.writes)
+    engine.on_readings(T0 + 10.5, building.samples())
     ack, fx = engine.on_command(T0 + 11, event_cmd("e", 5.0, 600, cid="mod"))
     assert ack["state"] == "active" and dict(fx.writes) == {"HVAC": False}
 

@@ -2,7 +2,9 @@
 
 The driver publishes per device, so one reading carries only some circuits; we merge with what
 we knew. We also remember *when* each circuit last went on and off, because min_on/min_off are
-about time since the last switch, whoever switched it.
+about time since the last switch, whoever switched it, and *when* it was last read: a value
+older than ``stale_after_sec`` is stale (a stopped driver, a silent device, a publish with
+missing keys), is shown as such, and never drives a decision.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ class CircuitState:
     # A switch we commanded and have not yet seen in a reading: when it shows up, the timer
     # already started at the write and must not restart at the (later) reading.
     pending: bool | None = None
+    # When the pending switch was sent, and whether the driver refused it (or did not answer):
+    # a refused switch-off is not counted as shed, and the switch is sent again once fresh
+    # readings show the circuit in the other state.
+    write_ts: float | None = None
+    write_failed: bool = False
+    # The last time a reading carried both the circuit's switch state and its power.
+    seen_ts: float | None = None
 
 
 def _finite(value: object) -> float | None:
@@ -51,12 +60,16 @@ class CircuitTracker:
     configs: dict[str, CircuitConfig]
     states: dict[str, CircuitState] = field(default_factory=dict)
     meter_kw: float | None = None
+    meter_ts: float | None = None
     has_meter: bool = False
+    stale_after_sec: float = 5.0
 
     @classmethod
-    def for_config(cls, circuits: Iterable[CircuitConfig], has_meter: bool) -> CircuitTracker:
+    def for_config(cls, circuits: Iterable[CircuitConfig], has_meter: bool,
+                   stale_after_sec: float = 5.0) -> CircuitTracker:
         configs = {c.name: c for c in circuits}
-        return cls(configs=configs, states={n: CircuitState() for n in configs}, has_meter=has_meter)
+        return cls(configs=configs, states={n: CircuitState() for n in configs}, has_meter=has_meter,
+                   stale_after_sec=stale_after_sec)
 
     def reconfigure(self, circuits: Iterable[CircuitConfig], has_meter: bool) -> None:
         """Keep what we know about circuits that survive; forget removed ones."""
@@ -64,7 +77,7 @@ class CircuitTracker:
         self.states = {n: self.states.get(n, CircuitState()) for n in self.configs}
         self.has_meter = has_meter
         if not has_meter:
-            self.meter_kw = None
+            self.meter_kw = self.meter_ts = None
 
     def merge(self, now: float, samples: Mapping[str, CircuitSample], meter_kw: float | None) -> None:
         for name, sample in samples.items():
@@ -76,9 +89,12 @@ class CircuitTracker:
             kw = _finite(sample.kw)
             if kw is not None:
                 state.kw = kw
+            if isinstance(sample.enabled, bool) and kw is not None:
+                state.seen_ts = now
         meter = _finite(meter_kw)
         if self.has_meter and meter is not None:
             self.meter_kw = meter
+            self.meter_ts = now
 
     def _observe_switch(self, now: float, state: CircuitState, enabled: bool) -> None:
         # Only a change we *see* starts a timer; the first reading says nothing about when it switched.
@@ -89,6 +105,7 @@ class CircuitTracker:
                 state.off_since = now
         if state.pending == enabled:
             state.pending = None
+            state.write_failed = False
         state.enabled = enabled
 
     def note_write(self, now: float, name: str, enabled: bool) -> None:
@@ -97,10 +114,37 @@ class CircuitTracker:
         if state is None:
             return
         state.pending = enabled
+        state.write_ts = now
         if enabled:
             state.on_since = now
         else:
             state.off_since = now
+
+    def note_write_outcome(self, name: str, confirmed: bool) -> None:
+        """The driver confirmed the circuit's last write, or refused it / did not answer (then its
+        outcome is unknown until a reading shows the commanded state or a later write is confirmed)."""
+        state = self.states.get(name)
+        if state is not None:
+            state.write_failed = not confirmed and state.pending is not None
+
+    # freshness
+    def circuit_fresh(self, now: float, name: str) -> bool:
+        seen = self.states[name].seen_ts
+        return seen is not None and now - seen <= self.stale_after_sec
+
+    def meter_fresh(self, now: float) -> bool:
+        return not self.has_meter or (self.meter_ts is not None and now - self.meter_ts <= self.stale_after_sec)
+
+    def stale_circuits(self, now: float) -> list[str]:
+        return [name for name in self.states if not self.circuit_fresh(now, name)]
+
+    def fresh(self, now: float) -> bool:
+        """Every circuit (and the meter) read within ``stale_after_sec``: decisions may use the data."""
+        return self.meter_fresh(now) and not self.stale_circuits(now)
+
+    def fresh_total_kw(self, now: float) -> float | None:
+        """The building's power, or None while any of it is stale (or was never read)."""
+        return self.total_kw() if self.fresh(now) else None
 
     def settling(self, now: float, within_sec: float = 10.0) -> bool:
         """A switch we commanded has not shown in a reading yet (bounded, in case it never will)."""

@@ -19,13 +19,15 @@ Field rules (seed command shape; ``start_ts`` is our addition):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ven_common.contract import AWS_MAX_PAYLOAD_BYTES, Op, RejectReason, read_correlation_id
+from ven_common.contract import Op, RejectReason, read_correlation_id
+from ven_common.transport import TransportError, decode_object
 
 from venagent.core.config import VenConfig
 
@@ -94,6 +96,12 @@ def decode_command(raw: object) -> dict[Any, Any] | Rejection:
         return Rejection(None, None, None, rej.code, rej.reason)
 
 
+def fingerprint(obj: Mapping[Any, Any]) -> str:
+    """What makes two commands "the same" for idempotency: their canonical JSON."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
 def validate_command(obj: dict[Any, Any], config: VenConfig, now: float) -> Command | Rejection:
     try:
         return _validate(obj, config, now)
@@ -104,28 +112,13 @@ def validate_command(obj: dict[Any, Any], config: VenConfig, now: float) -> Comm
 def _decode(raw: object) -> dict[Any, Any]:
     if isinstance(raw, Mapping):
         return dict(raw)
-    if isinstance(raw, bytes | bytearray | memoryview):
-        data = bytes(raw)
-        if len(data) > AWS_MAX_PAYLOAD_BYTES:
-            raise _Reject(RejectReason.TOO_LARGE, f"command is {len(data)} bytes, limit is {AWS_MAX_PAYLOAD_BYTES}")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _Reject(RejectReason.MALFORMED_JSON, f"command is not valid UTF-8 (byte {exc.start})") from None
-    elif isinstance(raw, str):
-        text = raw
-        if len(text) > AWS_MAX_PAYLOAD_BYTES:
-            raise _Reject(RejectReason.TOO_LARGE, f"command is {len(text)} characters, limit is {AWS_MAX_PAYLOAD_BYTES}")
-    else:
-        raise _Reject(RejectReason.NOT_AN_OBJECT, f"command must be bytes, str or an object, got {type(raw).__name__}")
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        # RecursionError: deeply nested arrays are valid JSON that the stdlib parser cannot hold.
-        raise _Reject(RejectReason.MALFORMED_JSON, f"command is not valid JSON: {str(exc)[:120]}") from None
-    if not isinstance(obj, dict):
-        raise _Reject(RejectReason.NOT_AN_OBJECT, f"command must be a JSON object, got {type(obj).__name__}")
-    return obj
+    if isinstance(raw, bytes | bytearray | memoryview | str):
+        # The transport rules have one owner, shared with the bridge: same input, same reason.
+        obj = decode_object(raw if isinstance(raw, str) else bytes(raw))
+        if isinstance(obj, TransportError):
+            raise _Reject(obj.code, obj.reason)
+        return obj
+    raise _Reject(RejectReason.NOT_AN_OBJECT, f"command must be bytes, str or an object, got {type(raw).__name__}")
 
 
 def _validate(obj: dict[Any, Any], config: VenConfig, now: float) -> Command:

@@ -62,6 +62,11 @@ class VenConfig(BaseModel):
     restore_spacing_sec: float = Field(default=2.0, ge=0)
     restore_jitter_sec: float = Field(default=1.0, ge=0)
     hold_confirm_sec: float = Field(default=5.0, ge=0)
+    # A reading older than this (a few driver polls) is stale: shown as such, never acted on.
+    stale_after_sec: float = Field(default=5.0, gt=0)
+    # The longest the VEN waits for the driver to confirm a write before it answers a command
+    # (devices are written in parallel); the bridge's rpc_timeout_sec must be longer.
+    driver_timeout_sec: float = Field(default=3.0, gt=0, le=30)
     ack_cache_size: int = Field(default=10000, ge=1)
     circuits: tuple[CircuitConfig, ...] = Field(min_length=1)
     meter: MeterConfig | None = None

@@ -69,8 +69,16 @@ class EventController:
         )
 
     def shed_kw_committed(self, event: EventRecord) -> float:
-        """What the shed set drew before it was shed: the ack's ``actual_shed_kw``."""
+        """What the shed set drew before it was shed (what the VEN intends to hold off)."""
         return math.fsum(event.kw_before.get(n, 0.0) for n in event.shed_order)
+
+    def shed_kw_confirmed(self, event: EventRecord) -> float:
+        """The ack's ``actual_shed_kw``: what the circuits drew, in the last fresh reading before
+        their switch-off, of those whose switch-off the driver confirmed (0 before any reading)."""
+        if event.total_at_start is None:
+            return 0.0
+        return math.fsum(event.kw_before.get(n, 0.0) for n in event.shed_order
+                         if n in self.circuits.states and not self.circuits.states[n].write_failed)
 
     def candidates(self, now: float, exclude: Iterable[str] = ()) -> list[Candidate]:
         """Sheddable now: known on, not critical, not overridden, min_on satisfied."""
@@ -181,8 +189,8 @@ class EventController:
             event.shed_at[step.name] = self.circuits.states[step.name].off_since or step.due_ts
 
     def capture_start(self, now: float, event: EventRecord) -> bool:
-        """Freeze pre-event state, total and M&V baseline; False while no reading exists yet."""
-        total = self.circuits.total_kw()
+        """Freeze pre-event state, total and M&V baseline; False while no fresh reading exists."""
+        total = self.circuits.fresh_total_kw(now)
         if total is None:
             return False
         for name, enabled in self.circuits.snapshot_enabled().items():
@@ -206,8 +214,9 @@ class EventController:
         return selection
 
     def reselect(self, now: float, event: EventRecord, fx: EffectsBuilder) -> None:
-        """The request changed mid-event: choose afresh among shed + sheddable circuits."""
-        if event.total_at_start is None:
+        """The request changed mid-event: choose afresh among shed + sheddable circuits (on fresh
+        readings only; otherwise the hold loop converges on the new target once they return)."""
+        if event.total_at_start is None or not self.circuits.fresh(now):
             return
         current = [
             Candidate(n, event.kw_before.get(n, 0.0), self.circuits.configs[n].priority)
@@ -243,7 +252,9 @@ class EventController:
             fx.write(now, {name: True}, reason, event.event_id)
 
     def hold(self, now: float, event: EventRecord, fx: EffectsBuilder) -> None:
-        total = self.circuits.total_kw()
+        # Stale readings would not show what the last shed did: shedding more on them is how a
+        # driver outage once turned a 2 kW request into 8 kW shed.
+        total = self.circuits.fresh_total_kw(now)
         if total is None:
             return
         if event.total_at_start is None:
@@ -342,6 +353,8 @@ class EventController:
             state = self.circuits.states.get(name)
             if state is None or name in self.overrides or state.enabled is not True:
                 continue
+            if not self.circuits.circuit_fresh(now, name):
+                continue  # "on" may be what a silent device said minutes ago
             if state.pending is False and state.off_since is not None and now - state.off_since < ENFORCE_AFTER_SEC:
                 continue  # our write has not reached a reading yet (driver polls every few seconds)
             stray.append(name)
@@ -350,6 +363,24 @@ class EventController:
                 self.circuits.note_write(now, name, False)
             fx.write(now, {name: False for name in stray}, "enforce", event.event_id)
             event.last_change_ts = now  # the hold loop waits for the meter to show the effect
+
+    def reassert(self, now: float, fx: EffectsBuilder) -> None:
+        """Send again a switch whose outcome is unknown (the driver refused it, timed out, or a
+        device lost it) once fresh readings show the circuit in the other state."""
+        again: dict[str, bool] = {}
+        for name, state in self.circuits.states.items():
+            want = state.pending
+            if want is None or state.enabled is None or state.enabled == want:
+                continue
+            if state.write_ts is not None and now - state.write_ts < ENFORCE_AFTER_SEC:
+                continue
+            if not self.circuits.circuit_fresh(now, name) or self.overrides.get(name, want) != want:
+                continue
+            again[name] = want
+        for name, want in again.items():
+            self.circuits.note_write(now, name, want)
+        active = self.active()
+        fx.write(now, again, "reassert", None if active is None else active.event_id)
 
     def reapply(self, now: float, event: EventRecord, fx: EffectsBuilder) -> None:
         """After a restart: re-assert the shed set and restart min_off clocks from when we shed."""

@@ -4,19 +4,32 @@ Every public method takes ``now`` (epoch seconds) and returns :class:`Effects` (
 messages) instead of doing I/O, so the whole demand-response behaviour is testable with a fake
 clock.
 
-Idempotency lives here: a repeated ``correlationId`` returns the identical stored ack (accepted
-or rejected) and changes nothing; acks are persisted, bounded by ``ack_cache_size``. Command
-semantics are in :mod:`venagent.core.handlers`. A rejection never changes state and never writes.
+Idempotency lives here, and only here: a command re-sent with its ``correlationId`` (a backend
+retry or a broker redelivery) returns the identical stored ack and changes nothing; the same
+``correlationId`` on a *different* command is rejected (``correlation_reused``) and changes
+nothing. Acks are persisted with the command's fingerprint, bounded by ``ack_cache_size``.
+Command semantics are in :mod:`venagent.core.handlers`. A rejection never changes state and
+never writes.
+
+A command is handled in two steps because its ack must say what the driver confirmed:
+:meth:`VenEngine.begin_command` decides and returns the writes, the shell performs them, and
+:meth:`VenEngine.complete_command` takes the driver's answer and settles the ack (a switch-off
+the driver did not confirm does not count in ``actual_shed_kw``; the note names the device).
+
+Stale data never drives a decision: the hold loop, enforcement, baselines and the start of a
+shed all wait for fresh readings (:mod:`venagent.core.circuits`); metering keeps its cadence and
+says plainly when no fresh reading exists (``quality: "stale"``, values null).
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from ven_common.contract import BusTopics, Op, read_correlation_id, reject_ack
+from ven_common.contract import BusTopics, Op, RejectReason, read_correlation_id, reject_ack
 
 from venagent.core.baseline import MeterBeforeBaseline, RollingMeanBaseline
 from venagent.core.cadence import MeteringCadence
@@ -27,6 +40,7 @@ from venagent.core.commands import (
     Rejection,
     RestoreCommand,
     decode_command,
+    fingerprint,
     validate_command,
 )
 from venagent.core.config import VenConfig
@@ -34,18 +48,37 @@ from venagent.core.control import EventController
 from venagent.core.effects import Effects, EffectsBuilder
 from venagent.core.errors import UnknownCircuitError
 from venagent.core.handlers import CommandConflict, CommandHandlers
+from venagent.core.health import DeviceFault, DeviceHealth
 from venagent.core.lifecycle import Trigger
 from venagent.core.store import VenStore
-from venagent.core.views import accepted_ack, metering_view, status_view
+from venagent.core.shedding import EPS_KW
+from venagent.core.views import accepted_ack, kw, metering_view, shortfall_note, status_view
 
 HISTORY_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class PendingCommand:
+    """A decided command whose writes the shell has yet to perform (see the module docstring)."""
+
+    ack: dict[str, Any]
+    effects: Effects
+    """The writes to perform and the bus messages (the ack comes with :meth:`complete_command`)."""
+    correlation_id: str | None = None
+    fingerprint: str | None = None
+    replayed: bool = False
+    """The stored ack of an earlier identical command: nothing is decided, stored or written."""
+    store: bool = False
+    stale_kinds: tuple[str, ...] = field(default=())
 
 
 class VenEngine:
     def __init__(self, config: VenConfig, store: VenStore, rng: random.Random) -> None:
         self._config = config
         self._store = store
-        self._circuits = CircuitTracker.for_config(config.circuits, config.meter is not None)
+        self._circuits = CircuitTracker.for_config(config.circuits, config.meter is not None, config.stale_after_sec)
+        self._health = DeviceHealth(grace_sec=config.stale_after_sec)
+        self._was_fresh = False
         self._rolling = RollingMeanBaseline(config.baseline_samples)
         self._mv_baseline = MeterBeforeBaseline(config.mv_baseline_window_sec)
         self._overrides = self._initial_overrides(config, store)
@@ -77,7 +110,7 @@ class VenEngine:
     def on_readings(self, now: float, samples: Mapping[str, CircuitSample], meter_kw: float | None = None) -> Effects:
         fx = EffectsBuilder()
         self._circuits.merge(now, samples, meter_kw)
-        total = self._circuits.total_kw()
+        total = self._freshness(now)
         if (total is not None and self._ctl.active() is None and not self._ctl.restores
                 and not self._circuits.settling(now)):
             # Baselines describe the building without DR: readings taken while shed, while the
@@ -90,6 +123,7 @@ class VenEngine:
         active = self._ctl.active()
         if active is not None:
             self._ctl.enforce(now, active, fx)
+        self._ctl.reassert(now, fx)
         self._ctl.advance(now, fx)
         active = self._ctl.active()
         if active is not None and active.mv is not None and total is not None:
@@ -99,38 +133,85 @@ class VenEngine:
 
     def tick(self, now: float) -> Effects:
         fx = EffectsBuilder()
+        self._freshness(now)
         self._ctl.advance(now, fx)
+        if not self._circuits.fresh(now):
+            # No driver publish arrives to clock the readings: keep the cadence from here.
+            self._maybe_metering(now, fx)
         return self._finish(now, fx)
+
+    def _freshness(self, now: float) -> float | None:
+        """The fresh total (None when stale); an active event's M&V does not bridge a stale spell."""
+        total = self._circuits.fresh_total_kw(now)
+        if total is None and self._was_fresh:
+            active = self._ctl.active()
+            if active is not None and active.mv is not None:
+                active.mv.gap()
+        self._was_fresh = total is not None
+        return total
+
+    def on_write_outcome(self, now: float, written: Iterable[str], failed: Mapping[str, str]) -> Effects:
+        """The driver's answer to writes the shell performed: ``failed`` maps a circuit to the
+        error (refused, or no answer within ``driver_timeout_sec``); the others were confirmed."""
+        fx = EffectsBuilder()
+        self._note_outcome(written, failed)
+        return self._finish(now, fx)
+
+    def _note_outcome(self, written: Iterable[str], failed: Mapping[str, str]) -> None:
+        ok_devices: set[str] = set()
+        errors: dict[str, str] = {}
+        for name in written:
+            cfg = self._circuits.configs.get(name)
+            if cfg is None:
+                continue
+            self._circuits.note_write_outcome(name, confirmed=name not in failed)
+            if name in failed:
+                errors[cfg.device] = failed[name]
+            else:
+                ok_devices.add(cfg.device)
+        self._health.note_writes(sorted(ok_devices - set(errors)), errors)
 
     def _finish(self, now: float, fx: EffectsBuilder) -> Effects:
         self._ctl.persist_if_stale(now)
+        self._maybe_fault_messages(now, fx)
         self._maybe_status(now, fx)
         return fx.build()
 
-    def _current_shed_kw(self) -> float:
+    def device_faults(self, now: float) -> list[DeviceFault]:
+        return self._health.faults(now, self._circuits, None if self._config.meter is None else self._config.meter.device)
+
+    def _maybe_fault_messages(self, now: float, fx: EffectsBuilder) -> None:
+        for message in self._health.changes(now, self.device_faults(now)):
+            fx.publish(BusTopics.DEVICE_FAULT, message)
+
+    def _current_shed_kw(self, now: float) -> float | None:
         active = self._ctl.active()
-        total = self._circuits.total_kw()
-        if active is None or active.mv is None or total is None:
+        total = self._circuits.fresh_total_kw(now)
+        if total is None:
+            return None
+        if active is None or active.mv is None:
             return 0.0
         return active.mv.baseline_kw - total
 
     def _maybe_metering(self, now: float, fx: EffectsBuilder) -> None:
-        total = self._circuits.total_kw()
-        if total is None:
-            return
+        if self._circuits.total_kw() is None and not self.device_faults(now):
+            return  # nothing read yet, still within the start-up grace
         if not self._cadence.arrival(now):
             return
         active = self._ctl.active()
+        faults = self.device_faults(now)
         fx.publish(
             BusTopics.METERING,
             metering_view(
                 ven_id=self._config.thing_name,
                 now=now,
                 tracker=self._circuits,
-                total_kw=total,
+                total_kw=self._circuits.fresh_total_kw(now),
                 baseline_kw=self._rolling.value(now),
-                shed_kw=self._current_shed_kw(),
+                shed_kw=self._current_shed_kw(now),
                 active_event_id=None if active is None else active.event_id,
+                stale=self._circuits.stale_circuits(now),
+                faults=[f.to_dict() for f in faults],
             ),
         )
 
@@ -142,6 +223,7 @@ class VenEngine:
                 None if active is None else [active.event_id, active.state.value, active.requested_shed_kw, active.end_ts, active.shed_order],
                 [[e.event_id, e.requested_shed_kw, e.start_ts, e.end_ts] for e in self._ctl.scheduled()],
                 sorted(self._overrides.items()),
+                sorted((f.device, f.kind) for f in self.device_faults(now)),
             ]
         )
         if key != self._status_key:
@@ -150,35 +232,80 @@ class VenEngine:
 
     # commands
     def on_command(self, now: float, raw: bytes | str | Mapping[str, Any]) -> tuple[dict[str, Any], Effects]:
+        """Both steps, with every write taken as confirmed by the driver (tests, simulations)."""
+        pending = self.begin_command(now, raw)
+        ack, done = self.complete_command(now, pending, written=pending.effects.writes, failed={})
+        return ack, Effects(pending.effects.writes, pending.effects.messages + done.messages)
+
+    def begin_command(self, now: float, raw: bytes | str | Mapping[str, Any]) -> PendingCommand:
         fx = EffectsBuilder()
         decoded = decode_command(raw)
         if isinstance(decoded, Rejection):
-            ack = self._reject_ack(now, decoded)
-            fx.publish(BusTopics.ACK, ack)
-            return ack, fx.build()
+            return PendingCommand(self._reject_ack(now, decoded), fx.build())
         correlation_id = read_correlation_id(decoded)
+        print_ = fingerprint(decoded)
         if correlation_id is not None:
-            stored = self._store.get_ack(correlation_id)
+            stored = self._store.get_ack_and_fingerprint(correlation_id)
             if stored is not None:
-                fx.publish(BusTopics.ACK, stored)
-                return stored, fx.build()
+                ack, stored_print = stored
+                if stored_print is None or stored_print == print_:
+                    return PendingCommand(ack, fx.build(), correlation_id, print_, replayed=True)
+                # Not stored: the first command's ack stays the answer to its correlationId.
+                return PendingCommand(self._reject_ack(now, Rejection(
+                    decoded.get("op"), correlation_id, decoded.get("event_id"), RejectReason.CORRELATION_REUSED,
+                    f"correlationId {correlation_id!r} was already used for a different command "
+                    f"(op {stored[0].get('op')!r}, event_id {stored[0].get('event_id')!r}, ts {stored[0].get('ts')}); "
+                    "a retry must repeat the command exactly, a new command needs a new correlationId")), fx.build())
         command = validate_command(decoded, self._config, now)
-        accepted = False
         if isinstance(command, Rejection):
-            ack = self._reject_ack(now, command)
-        else:
-            try:
-                ack = self._dispatch(now, command, fx)
-                accepted = True
-            except CommandConflict as conflict:
-                event_id = getattr(command, "event_id", None)
-                rejection = Rejection(decoded.get("op"), command.correlation_id, event_id, conflict.code, conflict.reason)
-                ack = self._reject_ack(now, rejection)
-        if correlation_id is not None:
-            self._store.put_ack(correlation_id, ack, self._config.ack_cache_size)
+            return PendingCommand(self._reject_ack(now, command), fx.build(), correlation_id, print_,
+                                  store=correlation_id is not None)
+        try:
+            ack = self._dispatch(now, command, fx)
+        except CommandConflict as conflict:
+            event_id = getattr(command, "event_id", None)
+            rejection = Rejection(decoded.get("op"), command.correlation_id, event_id, conflict.code, conflict.reason)
+            return PendingCommand(self._reject_ack(now, rejection), fx.build(), correlation_id, print_, store=True)
+        # A rejection touched nothing, so only an accepted command has status or persistence to do.
+        return PendingCommand(ack, self._finish(now, fx), correlation_id, print_, store=True)
+
+    def complete_command(self, now: float, pending: PendingCommand, *, written: Iterable[str],
+                         failed: Mapping[str, str]) -> tuple[dict[str, Any], Effects]:
+        """Settle the ack with the driver's answer to the command's writes, store it, publish it."""
+        fx = EffectsBuilder()
+        self._note_outcome(written, failed)
+        ack = pending.ack
+        if not pending.replayed:
+            ack = self._settle_ack(now, ack)
+            if pending.store and pending.correlation_id is not None:
+                self._store.put_ack(pending.correlation_id, ack, self._config.ack_cache_size, pending.fingerprint)
         fx.publish(BusTopics.ACK, ack)
-        # A rejection touched nothing, so there is no status change or persistence to do.
-        return ack, self._finish(now, fx) if accepted else fx.build()
+        return ack, self._finish(now, fx)
+
+    def _settle_ack(self, now: float, ack: dict[str, Any]) -> dict[str, Any]:
+        """An accepted ack of an active event says what is shed as far as the driver confirmed."""
+        if ack.get("status") != "accepted" or ack.get("op") != Op.EVENT.value or ack.get("state") != "active":
+            return ack
+        event = self._ctl.events.get(str(ack.get("event_id")))
+        if event is None:
+            return ack
+        ack = dict(ack)
+        confirmed = self._ctl.shed_kw_confirmed(event)
+        ack["actual_shed_kw"] = kw(confirmed)
+        faults = "; ".join(f"{f.device}: {f.problem}" for f in self.device_faults(now))
+        unconfirmed = [n for n in event.shed_order if self._circuits.states[n].write_failed]
+        if event.total_at_start is None:
+            ack["shortfall_kw"] = kw(event.requested_shed_kw)
+            why = f"no fresh reading ({faults})" if faults else "no circuit readings yet"
+            ack["note"] = f"{why}: shedding starts when fresh readings arrive"
+        elif unconfirmed:
+            ack["shortfall_kw"] = kw(max(0.0, event.requested_shed_kw - confirmed))
+            ack["note"] = (f"the driver did not confirm switching off {', '.join(unconfirmed)} ({faults or 'no answer'}); "
+                           "the VEN sends it again when the device answers")
+        elif event.requested_shed_kw - confirmed > EPS_KW:
+            ack["shortfall_kw"] = kw(event.requested_shed_kw - confirmed)
+            ack["note"] = shortfall_note(confirmed, self._ctl.unsheddable_reasons(now, event))
+        return ack
 
     def _reject_ack(self, now: float, rejection: Rejection) -> dict[str, Any]:
         return reject_ack(
@@ -248,6 +375,8 @@ class VenEngine:
         old_config_overrides = dict(self._config.overrides)
         self._config = config
         self._cadence.interval_sec = config.metering_interval_sec
+        self._circuits.stale_after_sec = config.stale_after_sec
+        self._health.grace_sec = config.stale_after_sec
         self._ctl.config = config
         self._circuits.reconfigure(config.circuits, config.meter is not None)
         self._rolling = self._rolling.resized(config.baseline_samples)
@@ -279,11 +408,13 @@ class VenEngine:
         return status_view(
             tracker=self._circuits,
             overrides=self._overrides,
-            total_kw=self._circuits.total_kw(),
-            shed_kw=self._current_shed_kw(),
+            total_kw=self._circuits.fresh_total_kw(now),
+            shed_kw=self._current_shed_kw(now),
             baseline_kw=self._rolling.value(now),
             active=self._ctl.active(),
             scheduled=self._ctl.scheduled(),
+            stale=self._circuits.stale_circuits(now),
+            faults=[f.to_dict() for f in self.device_faults(now)],
         )
 
     def recent_events(self, limit: int = 20) -> list[dict[str, Any]]:

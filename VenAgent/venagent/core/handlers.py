@@ -24,9 +24,8 @@ from venagent.core.control import EventController
 from venagent.core.effects import EffectsBuilder
 from venagent.core.events import EventRecord, first_overlap
 from venagent.core.lifecycle import Trigger
-from venagent.core.shedding import EPS_KW
 from venagent.core.store import VenStore
-from venagent.core.views import accepted_ack, kw, shortfall_note
+from venagent.core.views import accepted_ack
 
 
 class CommandConflict(Exception):
@@ -55,24 +54,12 @@ class CommandHandlers:
             self._modify_active(now, event, cmd, fx)
         else:
             self._modify_scheduled(now, event, cmd, fx)
-        ack = accepted_ack(
+        # actual_shed_kw, shortfall and note of an active event are settled by the engine once the
+        # driver has answered the writes (VenEngine.complete_command).
+        return accepted_ack(
             op=Op.EVENT.value, now=now, correlation_id=cmd.correlation_id, ven_id=self._config.thing_name,
-            event=event, state=event.state,
-            actual_shed_kw=self._ctl.shed_kw_committed(event) if event.state is EventState.ACTIVE else 0.0,
+            event=event, state=event.state, actual_shed_kw=0.0,
         )
-        if event.state is EventState.ACTIVE:
-            self._add_shortfall(now, event, ack)
-        return ack
-
-    def _add_shortfall(self, now: float, event: EventRecord, ack: dict[str, Any]) -> None:
-        committed = self._ctl.shed_kw_committed(event)
-        shortfall = event.requested_shed_kw - committed
-        if event.total_at_start is None:
-            ack["shortfall_kw"] = kw(event.requested_shed_kw)
-            ack["note"] = "no circuit readings yet: shedding starts at the first reading"
-        elif shortfall > EPS_KW:
-            ack["shortfall_kw"] = kw(shortfall)
-            ack["note"] = shortfall_note(committed, self._ctl.unsheddable_reasons(now, event))
 
     def _window(self, now: float, cmd: EventCommand) -> tuple[float, float]:
         if cmd.start_ts is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from venagent.core.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS events (
     event_id TEXT PRIMARY KEY, state TEXT NOT NULL, start_ts REAL, end_ts REAL, doc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS acks (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, correlation_id TEXT NOT NULL UNIQUE, ack TEXT NOT NULL
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, correlation_id TEXT NOT NULL UNIQUE, ack TEXT NOT NULL,
+    fingerprint TEXT
 );
 CREATE TABLE IF NOT EXISTS overrides (circuit TEXT PRIMARY KEY, state INTEGER);
 CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL);
@@ -53,6 +54,11 @@ class VenStore:
                 self._conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: schema {row[0]} is newer than this code ({SCHEMA_VERSION})")
+            elif int(row[0]) < 2:
+                # v2: the command's fingerprint beside its ack (a reused correlationId is told
+                # apart from a re-sent command); v1 rows have none and are replayed as before.
+                self._conn.execute("ALTER TABLE acks ADD COLUMN fingerprint TEXT")
+                self._conn.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         self._conn.close()
@@ -83,12 +89,17 @@ class VenStore:
 
     # acks
     def get_ack(self, correlation_id: str) -> dict[str, Any] | None:
-        row = self._conn.execute("SELECT ack FROM acks WHERE correlation_id=?", (correlation_id,)).fetchone()
-        return None if row is None else _load(row[0])
+        found = self.get_ack_and_fingerprint(correlation_id)
+        return None if found is None else found[0]
 
-    def put_ack(self, correlation_id: str, ack: dict[str, Any], keep: int) -> None:
+    def get_ack_and_fingerprint(self, correlation_id: str) -> tuple[dict[str, Any], str | None] | None:
+        row = self._conn.execute("SELECT ack, fingerprint FROM acks WHERE correlation_id=?", (correlation_id,)).fetchone()
+        return None if row is None else (_load(row[0]), row[1])
+
+    def put_ack(self, correlation_id: str, ack: dict[str, Any], keep: int, fingerprint: str | None = None) -> None:
         with self._conn:
-            self._conn.execute("INSERT OR IGNORE INTO acks (correlation_id, ack) VALUES (?, ?)", (correlation_id, _dump(ack)))
+            self._conn.execute("INSERT OR IGNORE INTO acks (correlation_id, ack, fingerprint) VALUES (?, ?, ?)",
+                               (correlation_id, _dump(ack), fingerprint))
             self._conn.execute(
                 "DELETE FROM acks WHERE seq <= (SELECT MAX(seq) FROM acks) - ?", (keep,)
             )

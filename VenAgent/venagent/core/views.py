@@ -6,7 +6,7 @@ place and the engine reads as decisions only. Fields are only ever added to the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from ven_common.contract import AckStatus, EventState
@@ -52,11 +52,15 @@ def shortfall_note(available_kw: float, reasons: Sequence[str]) -> str:
     return f"only {available_kw:.1f} kW sheddable: {why}"
 
 
-def circuits_view(tracker: CircuitTracker, overrides: Mapping[str, bool], full: bool) -> list[dict[str, Any]]:
+def circuits_view(tracker: CircuitTracker, overrides: Mapping[str, bool], full: bool,
+                  stale: Collection[str] = ()) -> list[dict[str, Any]]:
+    """The seed's circuit rows; a stale circuit shows null (not its last value) and ``stale: true``."""
     rows = []
     for name, cfg in tracker.configs.items():
         state = tracker.states[name]
         row: dict[str, Any] = {"name": name, "enabled": state.enabled, "current_kw": kw(state.kw)}
+        if name in stale:
+            row.update(enabled=None, current_kw=None, stale=True)
         if full:
             row.update(priority=cfg.priority, critical=cfg.critical, override=overrides.get(name))
         rows.append(row)
@@ -84,15 +88,19 @@ def status_view(
     baseline_kw: float | None,
     active: EventRecord | None,
     scheduled: Sequence[EventRecord],
+    stale: Collection[str] = (),
+    faults: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     return {
         "power_kw": kw(total_kw),
         "shed_kw": kw(shed_kw),
         "baseline_kw": kw(baseline_kw),
         "active_event": None if active is None else event_summary(active, shed_kw),
-        "circuits": circuits_view(tracker, overrides, full=True),
+        "circuits": circuits_view(tracker, overrides, full=True, stale=stale),
         "scheduled_events": [event_summary(e, None) for e in scheduled],
         "overrides": dict(overrides),
+        "quality": "stale" if stale or faults else "good",
+        "device_faults": [dict(f) for f in faults],
     }
 
 
@@ -101,20 +109,29 @@ def metering_view(
     ven_id: str,
     now: float,
     tracker: CircuitTracker,
-    total_kw: float,
+    total_kw: float | None,
     baseline_kw: float | None,
-    shed_kw: float,
+    shed_kw: float | None,
     active_event_id: str | None,
+    stale: Collection[str] = (),
+    faults: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    return {
+    """The seed's reading plus ``quality``: ``good``, or ``stale`` with the power and shed null
+    (no fresh reading exists: a backend must not store a last value as if it were measured now)
+    and the device faults named."""
+    reading: dict[str, Any] = {
         "venId": ven_id,
         "ts": now,
         "power_kw": kw(total_kw),
         "baseline_kw": kw(baseline_kw),
         "shed_kw": kw(shed_kw),
         "active_event": active_event_id,
-        "circuits": circuits_view(tracker, {}, full=False),
+        "circuits": circuits_view(tracker, {}, full=False, stale=stale),
+        "quality": "good" if total_kw is not None and not stale else "stale",
     }
+    if faults:
+        reading["device_faults"] = [dict(f) for f in faults]
+    return reading
 
 
 def report_view(*, event: EventRecord, ven_id: str, now: float, mv_fields: Mapping[str, Any]) -> dict[str, Any]:

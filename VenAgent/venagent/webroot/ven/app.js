@@ -87,6 +87,10 @@
 
   // ---- panels --------------------------------------------------------------------------
   function renderStatus(st) {
+    // A device fault (no fresh reading, an unconfirmed write) is named, never hidden behind old values.
+    const faults = st.device_faults || [];
+    $("faults").hidden = faults.length === 0;
+    $("faults").textContent = faults.map((f) => `Device fault: ${f.device}: ${f.problem}`).join(" · ");
     $("power").textContent = fmt(st.power_kw);
     $("baseline").textContent = fmt(st.baseline_kw);
     $("shed").textContent = fmt(st.shed_kw);
@@ -97,7 +101,7 @@
       tr.dataset.circuit = c.name;
       tr.append(
         el("td", c.name),
-        el("td", c.enabled === null ? "?" : (c.enabled ? "on" : "off"), c.enabled ? "on" : "off"),
+        el("td", c.stale ? "stale" : (c.enabled === null ? "?" : (c.enabled ? "on" : "off")), c.enabled ? "on" : "off"),
         el("td", fmt(c.current_kw, 3), "num"),
         el("td", c.priority, "num"),
         el("td", c.critical ? "yes" : "no"),

@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backendbridge.backoff import FullJitterBackoff, full_jitter_delay
-from backendbridge.dedupe import CommandDeduper, RecentKeys
 from backendbridge.limits import publish_problems, topic_problems
 
 
@@ -54,23 +53,3 @@ def test_backoff_grows_then_resets_only_after_a_stable_connection() -> None:
 def test_backoff_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         FullJitterBackoff(0, 1, random.Random())
-
-
-def test_recent_keys_is_a_bounded_lru() -> None:
-    r = RecentKeys(3)
-    assert not r.seen("a") and not r.seen("b") and not r.seen("c")
-    assert r.seen("a")  # refreshes a
-    assert not r.seen("d")  # evicts b
-    assert len(r) == 3
-    assert not r.seen("b")
-
-
-def test_deduper_by_correlation_id_and_hash() -> None:
-    d = CommandDeduper(16)
-    assert not d.is_duplicate(b'{"x":1}', "c1")
-    assert d.is_duplicate(b'{"x":1,"again":true}', "c1")
-    assert not d.is_duplicate(b"raw", None)
-    assert d.is_duplicate(b"raw", None)
-    assert d.duplicates == 2
-    d.forget(b"", "c1")
-    assert not d.is_duplicate(b"{}", "c1")
