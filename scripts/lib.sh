@@ -8,7 +8,9 @@
 #   broker/      mosquitto.conf, aws_iot.acl, persistence, log, pid
 #   log/ run/ tmp/
 
-set -o errexit -o pipefail -o nounset
+set -o errexit -o pipefail -o nounset -o errtrace
+# A step that fails unexpectedly names itself instead of ending the script in silence.
+trap '_err_rc=$?; printf "error: %s failed (exit %s, %s line %s)\n" "$BASH_COMMAND" "$_err_rc" "${BASH_SOURCE[0]##*/}" "$LINENO" >&2' ERR
 
 VEN_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VEN_PYTHON="${VEN_PYTHON:-/usr/bin/python3}"
@@ -24,8 +26,10 @@ else
     VEN_USER="$(id -un)"
     VEN_ROOT="${VEN_ROOT:-${XDG_DATA_HOME:-$HOME/.local/share}/volttron-ven}"
 fi
-VENV="$VEN_ROOT/venv"
-VEN_SRC="$VEN_ROOT/src"
+# Overridable for the test that drives `start` beside the suite's own platform: it shares the
+# suite's venv and sources (a `vctl install` edits the shared venv's editable agent paths).
+VENV="${VEN_VENV:-$VEN_ROOT/venv}"
+VEN_SRC="${VEN_SRC_DIR:-$VEN_ROOT/src}"
 export VOLTTRON_HOME="${VOLTTRON_HOME_OVERRIDE:-$VEN_ROOT/vhome}"
 BROKER_DIR="$VEN_ROOT/broker"
 RUNTIME_CERTS="$VEN_ROOT/certs"
@@ -49,7 +53,7 @@ as_svc() {
         "WEB_PORT=$WEB_PORT" "VEN_LOG=$VEN_LOG" "LANG=C.UTF-8"
     )
     local name
-    for name in IOT_ENDPOINT IOT_PORT BACKEND_URL VEN_TEST_ARGS VEN_LONG_FUZZ VEN_FUZZ_SEED PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
+    for name in IOT_ENDPOINT IOT_PORT BACKEND_URL VEN_WEB_VENDOR VEN_EXTRA_OPERATORS VEN_TEST_ARGS VEN_LONG_FUZZ VEN_FUZZ_SEED PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
                 PIP_FIND_LINKS PIP_CERT PIP_DEFAULT_TIMEOUT PIP_DISABLE_PIP_VERSION_CHECK PIP_CONSTRAINT \
                 SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE HTTP_PROXY HTTPS_PROXY NO_PROXY \
                 http_proxy https_proxy no_proxy NODE_EXTRA_CA_CERTS npm_config_cafile npm_config_registry; do
@@ -114,6 +118,7 @@ ensure_dirs() {
 # The service user runs a copy of the sources: a root checkout is often unreadable to it.
 sync_sources() {
     mkdir -p "$VEN_SRC"
+    if [ "$(cd "$VEN_SRC" && pwd -P)" = "$(cd "$VEN_REPO" && pwd -P)" ]; then return; fi   # running from the copy
     local updated
     updated="$(rsync -a --delete --itemize-changes --exclude .git --exclude 'certs/*' --exclude '__pycache__' \
         --exclude '.pytest_cache' --exclude '.hypothesis' --exclude 'tests/artifacts' --exclude 'bench/results/*.json' \

@@ -25,6 +25,7 @@ done
 as_svc mkdir -p "$VEN_ROOT/tmp/pytest" "$VEN_SRC/tests/artifacts"
 step "Running the test suite as '$VEN_USER' (setup took $((SECONDS - t0)) s)"
 set +o errexit
+trap - ERR   # a failing test run is reported by pytest itself
 VOLTTRON_HOME="$VEN_ROOT/tmp/no-platform-here" as_svc bash -c 'cd "$1" && shift && exec python -m pytest -p no:cacheprovider --basetemp="$VEN_ROOT/tmp/pytest" "$@"' _ \
     "$VEN_SRC" "$@"
 rc=$?

@@ -49,9 +49,9 @@ ensure_pki() {
         info "using the AWS IoT certificates in certs/ for endpoint $IOT_ENDPOINT"
     else
         local before
-        before="$(cat "$certs"/*.crt "$certs"/*.pem 2>/dev/null | sha256sum)"
+        before="$(cat "$certs"/*.crt "$certs"/*.pem 2>/dev/null | sha256sum || true)"
         "$VENV/bin/python" -m ven_common.pki --out "$certs" --thing "$IOT_THING_NAME" >/dev/null
-        if [ "$(cat "$certs"/*.crt "$certs"/*.pem 2>/dev/null | sha256sum)" != "$before" ]; then
+        if [ "$(cat "$certs"/*.crt "$certs"/*.pem 2>/dev/null | sha256sum || true)" != "$before" ]; then
             info "dev PKI in certs/ (CA, broker cert, thing '$IOT_THING_NAME', cloud_backend): generated"
             note_change "generated the dev PKI"
         fi

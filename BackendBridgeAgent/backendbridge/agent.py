@@ -441,6 +441,8 @@ class BackendBridgeAgent(Agent):
 
     def on_connected(self, session_present: bool) -> None:
         _log.info("cloud link up (session_present=%s)", session_present)
+        if self._drainer is not None:
+            self._drainer.on_reconnected()
         self._wake.set()
         self._push_shadow()
 

@@ -78,7 +78,10 @@ class BridgeConfig(_Frozen):
     # AWS IoT allows 100 publishes/s per connection; one reading per message, an hour's backlog
     # (3,600 readings) then drains in ~40 s beside the live traffic.
     max_publish_per_sec: float = Field(90.0, gt=0, le=AWS_MAX_PUBLISH_PER_SECOND)
-    max_inflight: int = Field(AWS_MAX_INFLIGHT, ge=1, le=AWS_MAX_INFLIGHT)
+    # Unacknowledged QoS-1 publishes. paho re-sends all of them at once after a reconnect, so a
+    # small window keeps that burst well under AWS's 100 publishes/s (20 at ~1 ms per PUBACK on
+    # localhost, ~50 ms to AWS, still allows several hundred publishes/s).
+    max_inflight: int = Field(20, ge=1, le=AWS_MAX_INFLIGHT)
 
     reconnect_min_sec: float = Field(1.0, gt=0)
     reconnect_max_sec: float = Field(30.0, gt=0)

@@ -57,6 +57,11 @@ class TokenBucket:
         self._refill()
         return max(0.0, (1.0 - self._tokens) / self.rate)
 
+    def charge(self, count: int) -> None:
+        """Count publishes made outside :meth:`try_take` (the tokens may go negative)."""
+        self._refill()
+        self._tokens -= count
+
 
 class Drainer:
     def __init__(
@@ -75,7 +80,9 @@ class Drainer:
         self.ven_id = ven_id
         self.batch_max_readings = batch_max_readings
         self.max_inflight = max_inflight
-        self.bucket = TokenBucket(max_publish_per_sec, max(1.0, max_publish_per_sec * 0.2), clock)
+        # A burst of 2: in any one-second window at most rate + 2 publishes leave, retransmits included
+        # (AWS IoT throttles a connection above 100 publishes/s).
+        self.bucket = TokenBucket(max_publish_per_sec, 2.0, clock)
         self._inflight: dict[int, tuple[int, ...]] = {}
         self._cursor = 0
         self._next_token = 1
@@ -87,6 +94,11 @@ class Drainer:
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    def on_reconnected(self) -> None:
+        """paho re-sends every unacknowledged QoS-1 message at once on reconnect: those count
+        against the publish rate like any other."""
+        self.bucket.charge(len(self._inflight))
 
     def reset(self) -> None:
         """Forget what was handed to a link that no longer exists: all of it is sent again."""

@@ -128,7 +128,7 @@ def test_inflight_bound_and_rate_limit(tmp_path: Path) -> None:
     for i in range(10):
         ob.enqueue("ack", "ven/ack/t", {"i": i})
     waits = dr.pump()
-    assert len(link.sent) == 2  # burst = max(1, 10 * 0.2)
+    assert len(link.sent) == 2  # burst of 2
     assert waits is not None and waits > 0
     clock.t += 1.0
     dr.pump()
@@ -185,3 +185,21 @@ def test_token_bucket() -> None:
 def test_plannedmessage_is_frozen() -> None:
     m = PlannedMessage("t", b"{}", (1,), "ack")
     assert m.seqs == (1,)
+
+
+def test_retransmits_after_a_reconnect_count_against_the_rate(tmp_path: Path) -> None:
+    """paho re-sends every unacknowledged message on reconnect: the drainer waits for them."""
+    ob, link, dr, clock = make(tmp_path, max_inflight=20, max_publish_per_sec=10.0)
+    for i in range(40):
+        ob.enqueue("ack", "ven/ack/t", {"i": i})
+    for _ in range(10):
+        dr.pump()
+        clock.t += 0.1
+    sent = len(link.sent)
+    assert dr.inflight == sent  # no PUBACK yet: the broker went away
+    dr.on_reconnected()  # paho re-sends those `sent` messages now
+    window_start = clock.t
+    while clock.t < window_start + 1.0:
+        dr.pump()
+        clock.t += 0.05
+    assert (len(link.sent) - sent) + sent <= 10 + 2, "retransmits plus new publishes within one second"
