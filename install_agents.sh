@@ -10,7 +10,17 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 THING="${IOT_THING_NAME:-volttron_thing}"
 CERTS="${VEN_CERTS:-${VEN_ROOT:+$VEN_ROOT/certs}}"
 CERTS="${CERTS:-$HERE/certs}"
-DEVICE_TOPIC="${VEN_DEVICE_TOPIC:-campus/building/sim}"
+# The building: "modbus" (default: the panel device, its own process, through the real VOLTTRON
+# Modbus driver) or "simbuilding" (the in-process simulation). VEN_DEVICES lists the driver devices
+# to configure (default: the building's own; the test suite configures both).
+VEN_BUILDING="${VEN_BUILDING:-modbus}"
+case "$VEN_BUILDING" in
+    modbus) DEVICE_TOPIC="${VEN_DEVICE_TOPIC:-campus/building/panel}" ;;
+    simbuilding) DEVICE_TOPIC="${VEN_DEVICE_TOPIC:-campus/building/sim}" ;;
+    *) printf 'install_agents.sh: error: VEN_BUILDING must be modbus or simbuilding, got %s\n' "$VEN_BUILDING" >&2; exit 1 ;;
+esac
+VEN_DEVICES="${VEN_DEVICES:-$VEN_BUILDING}"
+PANEL_PORT="${PANEL_PORT:-5020}"
 
 die() { printf 'install_agents.sh: error: %s\n' "$*" >&2; exit 1; }
 # vctl (rc38) prints gevent "Exception ignored" tracebacks at exit even on success: show its
@@ -78,6 +88,11 @@ if [ "$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"
         || die "npm install uplot@$UPLOT_VERSION failed: check access to the npm registry"
     CHANGED+=("npm install uplot@$UPLOT_VERSION")
 fi
+if [[ " $VEN_DEVICES " == *" modbus "* ]] && ! lib_registered volttron-lib-modbus-driver; then
+    # pip-installed with the venv (requirements.txt): this only registers it with the platform.
+    quiet vctl install-lib volttron-lib-modbus-driver==0.2.1rc1
+    changed "install-lib volttron-lib-modbus-driver==0.2.1rc1 (the real VOLTTRON Modbus driver)"
+fi
 if ! lib_registered volttron-lib-simbuilding-driver; then
     quiet vctl install-lib "$HERE/simbuilding"
     changed "install-lib simbuilding (simulated building driver interface)"
@@ -88,7 +103,8 @@ fi
 # VEN's config stays until the project's own file changes.
 rendered="$(mktemp -d)"
 trap 'rm -rf "$rendered"' EXIT
-python "$HERE/scripts/render_configs.py" --out "$rendered" --thing "$THING" --certs "$CERTS" --device "$DEVICE_TOPIC"
+python "$HERE/scripts/render_configs.py" --out "$rendered" --thing "$THING" --certs "$CERTS" --device "$DEVICE_TOPIC" \
+    --panel-port "$PANEL_PORT"
 store_config() {   # identity name file [--csv]
     local identity="$1" name="$2" file="$3" key hash
     key="config_$(printf '%s_%s' "$identity" "$name" | tr -c 'A-Za-z0-9._-' '_')"
@@ -100,8 +116,14 @@ store_config() {   # identity name file [--csv]
     stamp_set "$key" "$hash"
     changed "config store: $identity $name"
 }
-store_config platform.driver simbuilding.csv "$HERE/config/driver/simbuilding.csv" --csv
-store_config platform.driver "devices/$DEVICE_TOPIC" "$rendered/sim.config"
+if [[ " $VEN_DEVICES " == *" simbuilding "* ]]; then
+    store_config platform.driver simbuilding.csv "$HERE/config/driver/simbuilding.csv" --csv
+    store_config platform.driver "devices/campus/building/sim" "$rendered/sim.config"
+fi
+if [[ " $VEN_DEVICES " == *" modbus "* ]]; then
+    store_config platform.driver panel.csv "$HERE/config/driver/panel.csv" --csv
+    store_config platform.driver "devices/campus/building/panel" "$rendered/panel.config"
+fi
 store_config ven.agent config "$rendered/ven-agent.json"
 store_config ven.bridge config "$rendered/bridge.json"
 

@@ -18,6 +18,9 @@ BROKER_PORT="${BROKER_PORT:-8883}"
 IOT_THING_NAME="${IOT_THING_NAME:-volttron_thing}"
 WEB_PORT="${WEB_PORT:-8080}"
 VEN_LOG="${VEN_LOG:-/tmp/ven_enhanced.log}"
+# The building: the Modbus panel device (default) or the in-process simulation.
+VEN_BUILDING="${VEN_BUILDING:-modbus}"
+PANEL_PORT="${PANEL_PORT:-5020}"
 
 if [ "$(id -u)" -eq 0 ]; then
     VEN_USER="${VEN_USER:-volttron}"
@@ -32,6 +35,7 @@ VENV="${VEN_VENV:-$VEN_ROOT/venv}"
 VEN_SRC="${VEN_SRC_DIR:-$VEN_ROOT/src}"
 export VOLTTRON_HOME="${VOLTTRON_HOME_OVERRIDE:-$VEN_ROOT/vhome}"
 BROKER_DIR="$VEN_ROOT/broker"
+DEVICE_DIR="$VEN_ROOT/device"
 RUNTIME_CERTS="$VEN_ROOT/certs"
 
 # What `start` changed, for its last line ("nothing changed" when empty).
@@ -50,7 +54,7 @@ as_svc() {
         "PATH=$VENV/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
         "VIRTUAL_ENV=$VENV" "VOLTTRON_HOME=$VOLTTRON_HOME" "TMPDIR=$VEN_ROOT/tmp"
         "VEN_ROOT=$VEN_ROOT" "IOT_THING_NAME=$IOT_THING_NAME" "BROKER_PORT=$BROKER_PORT"
-        "WEB_PORT=$WEB_PORT" "VEN_LOG=$VEN_LOG" "LANG=C.UTF-8"
+        "WEB_PORT=$WEB_PORT" "VEN_LOG=$VEN_LOG" "LANG=C.UTF-8" "VEN_BUILDING=$VEN_BUILDING" "PANEL_PORT=$PANEL_PORT"
     )
     local name
     for name in IOT_ENDPOINT IOT_PORT BACKEND_URL VEN_WEB_VENDOR VEN_EXTRA_OPERATORS VEN_TEST_ARGS VEN_LONG_FUZZ VEN_FUZZ_SEED PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
@@ -105,7 +109,7 @@ ensure_user() {
 
 ensure_dirs() {
     local d
-    for d in "$VEN_ROOT" "$VEN_ROOT/log" "$VEN_ROOT/run" "$VEN_ROOT/tmp" "$BROKER_DIR" "$RUNTIME_CERTS"; do
+    for d in "$VEN_ROOT" "$VEN_ROOT/log" "$VEN_ROOT/run" "$VEN_ROOT/tmp" "$BROKER_DIR" "$DEVICE_DIR" "$RUNTIME_CERTS"; do
         if [ "$(id -u)" -eq 0 ]; then
             install -d -o "$VEN_USER" -g "$VEN_USER" "$d"
         else
@@ -128,7 +132,8 @@ sync_sources() {
 }
 
 requirements_stamp() {
-    cat "$VEN_REPO/requirements.txt" "$VEN_REPO/common/pyproject.toml" | sha256sum | cut -d' ' -f1
+    cat "$VEN_REPO/requirements.txt" "$VEN_REPO/common/pyproject.toml" "$VEN_REPO/building_device/pyproject.toml" \
+        | sha256sum | cut -d' ' -f1
 }
 
 ensure_venv() {
@@ -145,9 +150,9 @@ ensure_venv() {
     fi
     as_svc "$VENV/bin/pip" install -q --disable-pip-version-check -r "$VEN_SRC/requirements.txt" 2>&1 \
         | grep -v -E "^WARNING: Location|DEPRECATION: msgpack|^  DEPRECATION" || true
-    as_svc "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$VEN_SRC/common" 2>&1 \
-        | grep -v -E "^WARNING: Location" || true
-    as_svc "$VENV/bin/python" -c 'import volttron.client, paho.mqtt, ven_common.contract' \
+    as_svc "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$VEN_SRC/common" \
+        -e "$VEN_SRC/building_device" 2>&1 | grep -v -E "^WARNING: Location" || true
+    as_svc "$VENV/bin/python" -c 'import volttron.client, paho.mqtt, pymodbus, ven_common.contract, building_device.panel' \
         || die "the venv at $VENV is incomplete: delete it and run again"
     as_svc bash -c "printf %s $want > $stamp_file"
     note_change "venv (re)built with the pinned versions"

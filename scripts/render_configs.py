@@ -12,15 +12,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DEVICE = "campus/building/sim"
+# The two buildings: the in-process simulation, and the Modbus TCP panel (its own process) read
+# and written through the real VOLTTRON Modbus driver. The VEN's circuits name points of one of
+# them; switching is configuration only.
+BUILDING_DEVICES = {"simbuilding": "campus/building/sim", "modbus": "campus/building/panel"}
 
 
 def render(out: Path, thing: str, certs: Path, device: str, endpoint: str | None, port: int,
-           noise_pct: float | None = None) -> None:
+           noise_pct: float | None = None, panel_port: int = 5020) -> None:
     out.mkdir(parents=True, exist_ok=True)
     sim = json.loads((REPO / "config/driver/sim.config").read_text())
     if noise_pct is not None:
         sim["driver_config"]["noise_pct"] = noise_pct
     (out / "sim.config").write_text(json.dumps(sim, indent=2))
+    panel = json.loads((REPO / "config/driver/panel.config").read_text())
+    panel["driver_config"]["port"] = panel_port
+    (out / "panel.config").write_text(json.dumps(panel, indent=2))
 
     ven = json.loads((REPO / "config/ven-agent.json").read_text())
     ven["thing_name"] = thing
@@ -48,13 +55,16 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--thing", default=os.environ.get("IOT_THING_NAME", "volttron_thing"))
     p.add_argument("--certs", type=Path, required=True)
-    p.add_argument("--device", default=DEFAULT_DEVICE)
+    p.add_argument("--device", default=None, help="the device topic the VEN's circuits live on")
+    p.add_argument("--building", choices=sorted(BUILDING_DEVICES), default=os.environ.get("VEN_BUILDING", "modbus"))
+    p.add_argument("--panel-port", type=int, default=int(os.environ.get("PANEL_PORT") or 5020))
     p.add_argument("--endpoint", default=os.environ.get("IOT_ENDPOINT") or None)
     # A real endpoint listens on IOT_PORT (8883 at AWS); BROKER_PORT is only the local stand-in's.
     default_port = os.environ.get("IOT_PORT") or (None if os.environ.get("IOT_ENDPOINT") else os.environ.get("BROKER_PORT"))
     p.add_argument("--port", type=int, default=int(default_port or 8883))
     a = p.parse_args()
-    render(a.out, a.thing, a.certs.resolve(), a.device, a.endpoint, a.port)
+    render(a.out, a.thing, a.certs.resolve(), a.device or BUILDING_DEVICES[a.building], a.endpoint, a.port,
+           panel_port=a.panel_port)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ usage() {
     cat <<EOF
 usage: ven_control.sh <command> [options]
 
-  start        bring up everything: packages, service user, venv, VOLTTRON platform, dev PKI,
-               local AWS IoT stand-in (mosquitto, mTLS, per-thing ACL), driver, VenAgent, bridge
+  start        bring up what is missing: packages, service user, venv, dev PKI, local AWS IoT
+               stand-in (mosquitto, mTLS, per-thing ACL), the building panel (Modbus TCP device),
+               VOLTTRON platform, driver, VenAgent, bridge; leaves what runs alone
   stop         stop agents, platform and broker; leaves no processes behind
   status       platform, agents, broker and bridge connection state
   send-event   --shed-kw KW --duration SEC [--event-id ID] [--start-ts EPOCH] [--local]
@@ -19,7 +20,8 @@ usage: ven_control.sh <command> [options]
   register     register this VEN with BACKEND_URL (POST /api/vens/) through the bridge [--direct: from here]
 
 Environment: IOT_THING_NAME (default volttron_thing), IOT_ENDPOINT (real AWS IoT; no local broker),
-BACKEND_URL, WEB_PORT (default 8080), BROKER_PORT (default 8883), VEN_ROOT, VEN_USER.
+BACKEND_URL, WEB_PORT (default 8080), BROKER_PORT (default 8883), VEN_BUILDING (modbus | simbuilding),
+PANEL_PORT (default 5020), PANEL_LATCHING (1: relays kept across the panel's own restart), VEN_ROOT, VEN_USER.
 Run '<command> --help' for a command's options.
 EOF
 }
@@ -85,6 +87,32 @@ start_broker() {
     wait_port "$BROKER_PORT" 100 || die "mosquitto did not open port $BROKER_PORT: see $BROKER_DIR/mosquitto.log"
 }
 
+device_pid() {
+    local pid
+    pid="$(cat "$DEVICE_DIR/device.pid" 2>/dev/null || true)"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf '%s' "$pid"; fi
+}
+
+# The building's Modbus panel runs in its own process, before the platform (the driver reads it).
+# Its relays survive the VEN's crashes; PANEL_LATCHING=1 also keeps them across its own restart.
+start_device() {
+    if [ "$VEN_BUILDING" != modbus ]; then return; fi
+    if [ -n "$(device_pid)" ]; then
+        info "building panel already running (pid $(device_pid), modbus://127.0.0.1:$PANEL_PORT)"
+        return
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PANEL_PORT") 2>/dev/null; then
+        die "port $PANEL_PORT (the building panel's Modbus port) is already in use by another program: stop it or set PANEL_PORT"
+    fi
+    step "Starting the building panel: Modbus TCP device on 127.0.0.1:$PANEL_PORT"
+    note_change "started the building panel"
+    local latch=()
+    if [ "${PANEL_LATCHING:-0}" = 1 ]; then latch=(--state-file "$DEVICE_DIR/relays.json"); fi
+    as_svc bash -c 'cd "$1" && setsid python -m building_device --registry "$2" --port "$3" "${@:4}" >>"$1/device.log" 2>&1 </dev/null & echo $! > "$1/device.pid"' _ \
+        "$DEVICE_DIR" "$VEN_SRC/config/driver/panel.csv" "$PANEL_PORT" "${latch[@]}" </dev/null >/dev/null 2>&1
+    wait_port "$PANEL_PORT" 100 || die "the building panel did not open port $PANEL_PORT: see $DEVICE_DIR/device.log"
+}
+
 start_platform() {
     if platform_up; then
         info "VOLTTRON platform already running (pid $(platform_pid))"
@@ -123,6 +151,7 @@ cmd_start() {
     ensure_venv
     ensure_pki
     start_broker
+    start_device
     start_platform
     step "Checking agents, libraries and configs (install_agents.sh)"
     local changes_file="$VEN_ROOT/tmp/start-changes"
@@ -172,6 +201,15 @@ cmd_stop() {
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         rm -f "$BROKER_DIR/mosquitto.pid"
     fi
+    pid="$(device_pid)"
+    if [ -n "$pid" ]; then
+        any=1
+        step "Stopping the building panel (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$DEVICE_DIR/device.pid"
+    fi
     if [ "$any" -eq 0 ]; then
         info "nothing was running"
     else
@@ -202,6 +240,16 @@ for r in rows:
     else
         echo "broker     not running"
         rc=3
+    fi
+    if [ "$VEN_BUILDING" = modbus ]; then
+        if [ -n "$(device_pid)" ]; then
+            echo "device     building panel running (pid $(device_pid), modbus://127.0.0.1:$PANEL_PORT)"
+        else
+            echo "device     building panel not running (./scripts/ven_control.sh start brings it up)"
+            rc=3
+        fi
+    else
+        echo "device     simbuilding (in the driver's process)"
     fi
     if platform_up; then
         as_svc python "$VEN_SRC/scripts/ven_rpc.py" ven.bridge get_status --format bridge 2>/dev/null \

@@ -13,6 +13,7 @@ import random
 import sys
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,11 +31,14 @@ from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEn
 from venagent.core.config import apply_desired_settings
 from venagent.web import VenWeb
 from venagent.journal import Journal
+from venagent import proxy_reaper
 
 _log = logging.getLogger(__name__)
 __version__ = "0.1.0"
 
 TICK_SEC = 0.5
+REAP_SEC = 5.0
+READ_TIME_TIMEOUT_SEC = 1.0
 
 # State-changing RPCs: only identities granted them (install_agents.sh: the bridge, the operator
 # tool) may call them; the read-only ones stay open. VOLTTRON's authorization wraps them.
@@ -115,6 +119,7 @@ class VenAgent(Agent):
         self.vip.pubsub.subscribe("pubsub", "devices/", self._on_device_publish).get(timeout=10)
         self._protect_rpcs()
         self.core.periodic(TICK_SEC, self._tick, wait=TICK_SEC)
+        self.core.periodic(REAP_SEC, self._reap_proxies, wait=REAP_SEC)
         self._web.start()
         _log.info("VenAgent started as %s", self.core.identity)
 
@@ -134,6 +139,14 @@ class VenAgent(Agent):
                          "(install_agents.sh grants them with vctl authz)", ", ".join(missing))
         else:
             _log.info("state-changing RPCs restricted to authorized identities: %s", ", ".join(PROTECTED_RPCS))
+
+    def _reap_proxies(self) -> None:
+        home = os.environ.get("VOLTTRON_HOME")
+        if home:
+            try:
+                proxy_reaper.reap(home)
+            except Exception:  # noqa: BLE001 - a watchdog must never take the VEN down
+                _log.exception("looking for orphaned protocol proxies failed")
 
     def _tick(self) -> None:
         if self._engine is None:
@@ -155,20 +168,45 @@ class VenAgent(Agent):
         values = message[0] if isinstance(message, list) and message else message
         if not isinstance(values, dict):
             return
+        read = self._read_times(device)
         samples: dict[str, CircuitSample] = {}
         for name in names or ():
             circuit = self._config.circuit(name)
             assert circuit is not None
             enabled = values.get(circuit.enable_point)
+            times = [read.get(circuit.enable_point), read.get(circuit.power_point)]
             samples[name] = CircuitSample(
                 enabled=bool(enabled) if isinstance(enabled, (bool, int, float)) else None,
                 kw=_number(values.get(circuit.power_point)),
+                read_ts=min(t if t is not None else 0.0 for t in times),
             )
-        meter_kw = _number(values.get(meter.point)) if meter is not None and meter.device == device else None
+        meter_kw = meter_ts = None
+        if meter is not None and meter.device == device:
+            meter_kw, meter_ts = _number(values.get(meter.point)), read.get(meter.point, 0.0)
         try:
-            self._apply(self._engine.on_readings(time.time(), samples, meter_kw), reason="readings")
+            self._apply(self._engine.on_readings(time.time(), samples, meter_kw, meter_ts), reason="readings")
         except (Exception, gevent.Timeout):  # noqa: BLE001
             _log.exception("handling readings from %s failed", topic)
+
+    def _read_times(self, device: str) -> dict[str, float]:
+        """When the driver last read each point of ``device`` from the device (its ``last()``, a
+        cache lookup of a few ms): an ``/all`` publish repeats cached values for a few polls after
+        the device stopped answering, and those must not pass for fresh readings."""
+        try:
+            answer = self.vip.rpc.call(DRIVER_IDENTITY, "last", topic=f"devices/{device}", value=False,
+                                       updated=True).get(timeout=READ_TIME_TIMEOUT_SEC)
+        except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - then nothing in this publish counts as fresh
+            _log.warning("cannot ask the driver when %s was read (%s): its values count as stale", device,
+                         exc or type(exc).__name__)
+            return {}
+        out: dict[str, float] = {}
+        for topic, stamp in (answer.items() if isinstance(answer, Mapping) else ()):
+            if isinstance(stamp, str):
+                try:
+                    out[str(topic).rsplit("/", 1)[-1]] = datetime.fromisoformat(stamp).timestamp()
+                except ValueError:
+                    continue
+        return out
 
     # -- output --------------------------------------------------------------------------
     def _apply(self, effects: Effects, reason: str, source: str | None = None) -> None:
@@ -208,41 +246,46 @@ class VenAgent(Agent):
         self.vip.pubsub.publish("pubsub", topic, headers=headers, message=message)
 
     def _write(self, writes: Mapping[str, bool]) -> tuple[list[str], dict[str, str]]:
-        """One set_multiple_points per device, devices in parallel (set_point costs ~5x more), each
-        bounded by ``driver_timeout_sec``. Returns the circuits written and, for those the driver
-        refused or did not confirm in time, the error: their outcome is unknown."""
+        """One driver ``set`` per device and value (usually one per device), devices in parallel,
+        each bounded by ``driver_timeout_sec``. Returns the circuits written and, for those the
+        driver refused or did not confirm in time, the error: their outcome is unknown.
+
+        Not ``set_multiple_points``: platform-driver 2.0.0rc9 sends its points to every device's
+        interface ("all topics are sent to all remotes"), so with two devices one of them reports
+        errors for the other's points. ``set`` routes each point to its own device."""
         assert self._config is not None
-        per_device: dict[str, list[list[Any]]] = defaultdict(list)
-        names: dict[tuple[str, str], str] = {}
+        groups: dict[tuple[str, bool], list[str]] = defaultdict(list)
+        by_topic: dict[str, str] = {}
         for name, enabled in writes.items():
             circuit = self._config.circuit(name)
             if circuit is not None:
-                per_device[circuit.device].append([circuit.enable_point, bool(enabled)])
-                names[(circuit.device, circuit.enable_point)] = name
-        calls = {
-            device: self.vip.rpc.call(DRIVER_IDENTITY, "set_multiple_points", device, points)
-            for device, points in per_device.items()
-        }
+                topic = f"devices/{circuit.device}/{circuit.enable_point}"
+                groups[(circuit.device, bool(enabled))].append(topic)
+                by_topic[topic] = name
+        calls = {key: self.vip.rpc.call(DRIVER_IDENTITY, "set", key[1], topic=topics) for key, topics in groups.items()}
         deadline = time.monotonic() + self._config.driver_timeout_sec
         failed: dict[str, str] = {}
-        for device, result in calls.items():
-            points = [point for point, _ in per_device[device]]
+        for key, result in calls.items():
+            topics = groups[key]
             try:
-                errors = result.get(timeout=max(0.0, deadline - time.monotonic()))
+                answer = result.get(timeout=max(0.0, deadline - time.monotonic()))
             except gevent.Timeout:
                 error = f"no answer from {DRIVER_IDENTITY} within {self._config.driver_timeout_sec:g} s"
-                failed.update({names[(device, p)]: error for p in points})
+                failed.update({by_topic[t]: error for t in topics})
+                continue
             except Exception as exc:  # noqa: BLE001 - any driver error leaves the outcome unknown
                 error = f"{type(exc).__name__}: {exc}"[:200]
-                failed.update({names[(device, p)]: error for p in points})
-            else:
-                if isinstance(errors, Mapping):
-                    for point, error in errors.items():
-                        if (device, point) in names:
-                            failed[names[(device, point)]] = f"refused: {error}"[:200]
+                failed.update({by_topic[t]: error for t in topics})
+                continue
+            # (results, errors); the Modbus interface reports a device that is down as errors per topic.
+            errors = answer[1] if isinstance(answer, (list, tuple)) and len(answer) == 2 else {}
+            for topic, error in (errors.items() if isinstance(errors, Mapping) else ()):
+                name = by_topic.get(str(topic))
+                for hit in ([name] if name is not None else [by_topic[t] for t in topics]):
+                    failed[hit] = f"refused: {error}"[:200]
         if failed:
             _log.error("driver writes not confirmed: %s", failed)
-        return [n for n in names.values()], failed
+        return list(by_topic.values()), failed
 
     # -- VIP RPC -------------------------------------------------------------------------
     @RPC.export

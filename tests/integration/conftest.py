@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker, free_port
+from tests.support.device import PanelDevice
 from tests.support.system import Platform
 
 THING = "volttron_thing"
@@ -31,12 +32,20 @@ def certs(broker: LocalBroker) -> Path:
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory, broker: LocalBroker) -> Iterator[Platform]:
+def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelDevice]:
+    """The default building: the Modbus panel in its own process (power-on defaults at restart)."""
+    with PanelDevice(tmp_path_factory.mktemp("panel"), free_port()) as device:
+        yield device
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory, broker: LocalBroker, panel: PanelDevice) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("volttron")
     p = Platform.create(root, {"IOT_THING_NAME": THING}, web_port=free_port())
     p.start()
     try:
-        p.install_agents(broker.pki.root, broker.port)
+        # Both buildings on the driver; the VEN's circuits on the Modbus panel (the default run's).
+        p.install_agents(broker.pki.root, broker.port, panel_port=panel.port)
         yield p
     finally:
         p.stop()
@@ -47,3 +56,18 @@ def backend(broker: LocalBroker, certs: Path) -> Iterator[Backend]:
     b = Backend(certs, broker.port).start()
     yield b
     b.stop()
+
+
+@pytest.fixture(params=["modbus", "simbuilding"])
+def building(request: pytest.FixtureRequest, platform: Platform) -> Iterator[str]:
+    """The same behaviour on both buildings: the Modbus panel (default) and the simulation."""
+    from tests.support.ven_checks import DEVICE, SIM_DEVICE, switch_building
+
+    if request.param == "modbus":
+        yield DEVICE
+        return
+    switch_building(platform, SIM_DEVICE)
+    try:
+        yield SIM_DEVICE
+    finally:
+        switch_building(platform, DEVICE)

@@ -19,7 +19,7 @@ import pytest
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
 from tests.support.system import Platform, SystemError_, settle, wait_until
-from tests.support.ven_checks import (TOPICS, JournalMark, ack_for, enabled, journal_mark, missing_readings,
+from tests.support.ven_checks import (DEVICE, TOPICS, JournalMark, ack_for, enabled, journal_mark, missing_readings,
                                       readings, restore_idle, send_event, seq_gaps, wait_readings)
 
 pytestmark = pytest.mark.platform
@@ -116,7 +116,7 @@ def test_ven_restart_mid_event_reapplies_the_shed(platform: Platform, backend: B
     platform.vctl("stop", uuid)
     try:
         # While the VEN is down someone switches the Heater back on at the panel.
-        platform.rpc("platform.driver", "set_point", "campus/building/sim", "Heater_enabled", True)
+        platform.rpc("platform.driver", "set_point", DEVICE, "Heater_enabled", True)
     finally:
         t_start = time.time()
         platform.vctl("start", uuid)

@@ -17,13 +17,12 @@ import pytest
 
 from tests.support.backend import Backend
 from tests.support.system import REPO, Platform, SystemError_, wait_until
-from tests.support.ven_checks import (THING, TOPICS, ack_for, cid, enabled, readings, restore_idle, seed_reading_problem,
-                                      send_event)
+from tests.support.ven_checks import (DEVICE, THING, TOPICS, ack_for, cid, enabled, readings, restore_idle,
+                                      seed_reading_problem)
 from ven_common.contract import event_command
 
 pytestmark = pytest.mark.platform
 
-DEVICE = "campus/building/sim"
 BASELINE_KW = 10.0            # HVAC 5.5 + Heater 2.5 + Water Heater 1.2 + Lighting 0.8 (EV Charger off)
 SMALLEST_SHEDDABLE_KW = 1.2   # the cover's granularity in the default building
 NOISE_KW = 0.3

@@ -15,7 +15,8 @@ from tests.support.ven_checks import THING, TOPICS, ack_for, cid, enabled, resto
 pytestmark = pytest.mark.platform
 
 
-def test_restore_is_staggered_and_returns_the_pre_event_state(platform: Platform, backend: Backend) -> None:
+def test_restore_is_staggered_and_returns_the_pre_event_state(building: str, platform: Platform,
+                                                               backend: Backend) -> None:
     restore_idle(platform)
     # EV Charger is off before the event: whatever happens, the restore must leave it off.
     assert not enabled(platform, "EV_Charger_enabled")

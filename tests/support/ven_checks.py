@@ -17,7 +17,8 @@ from ven_common.contract import BusTopics, MqttTopics, event_command
 
 THING = "volttron_thing"
 TOPICS = MqttTopics(THING)
-DEVICE = "campus/building/sim"
+DEVICE = "campus/building/panel"  # the default building: the Modbus panel (tests/support/device.py)
+SIM_DEVICE = "campus/building/sim"
 SHEDDABLE_POINTS = ("HVAC_enabled", "Heater_enabled", "Water_Heater_enabled")
 
 
@@ -25,8 +26,34 @@ def cid() -> str:
     return f"corr-{uuid.uuid4().hex[:12]}"
 
 
+# The device the VEN's circuits are on now: the Modbus panel, or the simulation while a test runs
+# parametrised over both buildings (the `building` fixture switches the VEN's config).
+CURRENT = {"device": DEVICE}
+
+
 def enabled(platform: Platform, point: str) -> bool:
-    return bool(platform.rpc("platform.driver", "get_point", DEVICE, point))
+    return bool(platform.rpc("platform.driver", "get_point", CURRENT["device"], point))
+
+
+def switch_building(platform: Platform, device: str) -> None:
+    """Point the VEN's circuits and meter at ``device`` (config store: a live reconfigure)."""
+    import json
+    import tempfile
+
+    config = json.loads(platform.vctl("config", "get", "ven.agent", "config").stdout)
+    for circuit in config["circuits"]:
+        circuit["device"] = device
+    if config.get("meter"):
+        config["meter"]["device"] = device
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=platform.vhome, delete=False) as fh:
+        json.dump(config, fh)
+    platform.vctl("config", "store", "ven.agent", "config", fh.name)
+    CURRENT["device"] = device
+
+    def fresh_from_it() -> bool:
+        status = platform.rpc("ven.agent", "get_status")
+        return status.get("quality") == "good" and status.get("power_kw") is not None
+    wait_until(fresh_from_it, 30, 0.5, f"the VEN reading {device}")
 
 
 def all_enabled(platform: Platform, points: tuple[str, ...] = SHEDDABLE_POINTS) -> bool:

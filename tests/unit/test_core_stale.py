@@ -101,3 +101,23 @@ def test_a_restore_the_driver_did_not_confirm_is_sent_again() -> None:
     engine.complete_command(t, pending, written=writes, failed={"Heater": "refused"})
     fx = engine.on_readings(t + 6, building.samples())  # still off: the restore is re-sent
     assert dict(fx.writes) == {"Heater": True}
+
+
+def test_values_the_driver_republishes_from_its_cache_are_not_fresh_and_drive_nothing() -> None:
+    """A driver keeps publishing its last values for a few polls after the device stopped
+    answering; their read time (the driver's last()) tells them apart from new readings."""
+    from venagent.core import CircuitSample
+
+    engine, building = _idle()
+    now = T0 + 10
+    _, fx = engine.on_command(now, event_cmd("e", 2.0, 600))
+    building.apply(fx.writes)
+    read_at = now - 0.7  # the device's last answer came just before the shed
+    cached = {n: CircuitSample(s.enabled, s.kw, read_ts=read_at) for n, s in Building(engine.config).samples().items()}
+    writes = {}
+    for t in range(1, 12):
+        fx = engine.on_readings(now + t, cached)  # arrives every second, never newer
+        writes.update(fx.writes)
+        writes.update(engine.tick(now + t + 0.5).writes)
+    assert writes == {}, "nothing decided on values read before the shed"
+    assert engine.status(now + 11)["quality"] == "stale"

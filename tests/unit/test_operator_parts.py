@@ -126,3 +126,18 @@ def test_scripts_do_not_import_volttron_unless_local() -> None:
             "    s.loader.exec_module(importlib.util.module_from_spec(s))\n"
             "sys.exit(1 if any(m.split('.')[0] == 'volttron' for m in sys.modules) else 0)\n")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_only_this_platforms_orphaned_proxies_are_ended() -> None:
+    from venagent.proxy_reaper import Proc, orphaned_proxies
+
+    home = "/var/lib/volttron-ven/vhome"
+    procs = [
+        Proc(10, 1, b"volttron\0-v", home),
+        Proc(20, 10, b"python\0-c\0from platform_driver.agent import main; main()", home),
+        Proc(21, 20, b"python\0-m\0protocol_proxy.proxy\0ModbusProxy", home),   # the live driver's
+        Proc(30, 1, b"python\0-m\0protocol_proxy.proxy\0ModbusProxy", home),    # orphaned by a killed driver
+        Proc(31, 99, b"python\0-m\0protocol_proxy.proxy\0ModbusProxy", home),   # parent gone
+        Proc(40, 1, b"python\0-m\0protocol_proxy.proxy\0ModbusProxy", "/other/vhome"),  # another platform's
+    ]
+    assert orphaned_proxies(procs, home) == [30, 31]

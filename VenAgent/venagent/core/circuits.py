@@ -22,6 +22,9 @@ class CircuitSample:
 
     enabled: bool | None
     kw: float | None
+    read_ts: float | None = None
+    """When the driver last read these values from the device (its ``last()``: a driver republishes
+    cached values for a while after a device stops answering); None = when they arrived."""
 
 
 @dataclass
@@ -79,7 +82,8 @@ class CircuitTracker:
         if not has_meter:
             self.meter_kw = self.meter_ts = None
 
-    def merge(self, now: float, samples: Mapping[str, CircuitSample], meter_kw: float | None) -> None:
+    def merge(self, now: float, samples: Mapping[str, CircuitSample], meter_kw: float | None,
+              meter_read_ts: float | None = None) -> None:
         for name, sample in samples.items():
             state = self.states.get(name)
             if state is None or not isinstance(sample, CircuitSample):
@@ -90,11 +94,13 @@ class CircuitTracker:
             if kw is not None:
                 state.kw = kw
             if isinstance(sample.enabled, bool) and kw is not None:
-                state.seen_ts = now
+                read = now if sample.read_ts is None else min(now, sample.read_ts)
+                state.seen_ts = read if state.seen_ts is None else max(state.seen_ts, read)
         meter = _finite(meter_kw)
         if self.has_meter and meter is not None:
             self.meter_kw = meter
-            self.meter_ts = now
+            read = now if meter_read_ts is None else min(now, meter_read_ts)
+            self.meter_ts = read if self.meter_ts is None else max(self.meter_ts, read)
 
     def _observe_switch(self, now: float, state: CircuitState, enabled: bool) -> None:
         # Only a change we *see* starts a timer; the first reading says nothing about when it switched.
@@ -141,6 +147,14 @@ class CircuitTracker:
     def fresh(self, now: float) -> bool:
         """Every circuit (and the meter) read within ``stale_after_sec``: decisions may use the data."""
         return self.meter_fresh(now) and not self.stale_circuits(now)
+
+    def read_since(self) -> float | None:
+        """When the oldest of the values the total is made of was read (None: something never was).
+        A reading can only show the effect of a switch made before this time."""
+        times = [s.seen_ts for s in self.states.values()]
+        if self.has_meter:
+            times.append(self.meter_ts)
+        return None if any(t is None for t in times) else min(t for t in times if t is not None)
 
     def fresh_total_kw(self, now: float) -> float | None:
         """The building's power, or None while any of it is stale (or was never read)."""

@@ -263,6 +263,9 @@ class EventController:
                 self.initial_shed(now, event, fx)
                 self.persist(now, event)
             return
+        read_since = self.circuits.read_since()
+        if read_since is None or (event.last_change_ts is not None and read_since < event.last_change_ts):
+            return  # these values were read before the last switch: they cannot show its effect
         target = event.target_kw
         assert target is not None
         last = event.shed_order[-1] if event.shed_order else None
@@ -355,6 +358,8 @@ class EventController:
                 continue
             if not self.circuits.circuit_fresh(now, name):
                 continue  # "on" may be what a silent device said minutes ago
+            if state.seen_ts is not None and state.off_since is not None and state.seen_ts < state.off_since:
+                continue  # read before we switched it off
             if state.pending is False and state.off_since is not None and now - state.off_since < ENFORCE_AFTER_SEC:
                 continue  # our write has not reached a reading yet (driver polls every few seconds)
             stray.append(name)
@@ -372,8 +377,9 @@ class EventController:
             want = state.pending
             if want is None or state.enabled is None or state.enabled == want:
                 continue
-            if state.write_ts is not None and now - state.write_ts < ENFORCE_AFTER_SEC:
-                continue
+            if state.write_ts is not None and (now - state.write_ts < ENFORCE_AFTER_SEC
+                                               or state.seen_ts is None or state.seen_ts < state.write_ts):
+                continue  # not yet a reading taken after the write
             if not self.circuits.circuit_fresh(now, name) or self.overrides.get(name, want) != want:
                 continue
             again[name] = want

@@ -107,9 +107,10 @@ class VenEngine:
         return self._config
 
     # readings and time
-    def on_readings(self, now: float, samples: Mapping[str, CircuitSample], meter_kw: float | None = None) -> Effects:
+    def on_readings(self, now: float, samples: Mapping[str, CircuitSample], meter_kw: float | None = None,
+                    meter_read_ts: float | None = None) -> Effects:
         fx = EffectsBuilder()
-        self._circuits.merge(now, samples, meter_kw)
+        self._circuits.merge(now, samples, meter_kw, meter_read_ts)
         total = self._freshness(now)
         if (total is not None and self._ctl.active() is None and not self._ctl.restores
                 and not self._circuits.settling(now)):

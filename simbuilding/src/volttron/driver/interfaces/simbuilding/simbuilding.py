@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
-import zlib
 from collections.abc import KeysView
 from typing import Any
 
 from pydantic import Field
 
+from ven_common.load_model import circuit_kw
 from volttron.driver.base.config import PointConfig, RemoteConfig
 from volttron.driver.base.interfaces import BaseInterface, BaseRegister, BasicRevert
 
@@ -101,19 +100,10 @@ class SimBuilding(BasicRevert, BaseInterface):
         self._enables: dict[str, EnableRegister] = {}
         self._powers: dict[str, PowerRegister] = {}
 
-    # The load model. Noise is a pure function of (point, second) so that the meter and the
-    # circuit points read in one scrape agree with each other.
+    # The load model is shared with the Modbus panel device (ven_common.load_model).
     def draw(self, point_name: str, rated_kw: float) -> float:
-        now = time.time()
-        factor = 1.0
-        if self.config.profile == "diurnal":
-            hour = (now % 86400) / 3600.0
-            factor = 0.85 + 0.15 * math.sin((hour - 9.0) / 24.0 * 2 * math.pi)
-        noise = 0.0
-        if self.config.noise_pct > 0:
-            key = zlib.crc32(point_name.encode()) ^ int(now) ^ int(self.config.seed)
-            noise = random.Random(key).uniform(-1.0, 1.0) * self.config.noise_pct / 100.0
-        return round(rated_kw * factor * (1.0 + noise), 4)
+        return circuit_kw(point_name, rated_kw, time.time(), profile=self.config.profile,
+                          noise_pct=self.config.noise_pct, seed=self.config.seed)
 
     def create_register(self, register_definition: SimBuildingPointConfig) -> BaseRegister:
         role = register_definition.role.strip().lower()
