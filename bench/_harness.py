@@ -37,13 +37,15 @@ for _p in (str(ROOT / "common"), str(ROOT)):
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from tests.support.broker import LocalBroker  # noqa: E402
+from tests.support.broker import LocalBroker, free_port  # noqa: E402
+from tests.support.device import PanelDevice  # noqa: E402
 from tests.support.system import Platform, wait_until  # noqa: E402
 from ven_common.contract import MqttTopics  # noqa: E402
 
 THING = "volttron_thing"
 TOPICS = MqttTopics(THING)
-DEVICE = "campus/building/sim"
+DEVICES = {"modbus": "campus/building/panel", "simbuilding": "campus/building/sim"}
+DEVICE = DEVICES[os.environ.get("BENCH_BUILDING", "modbus")]
 PROBE_DIR = ROOT / "bench" / "agents" / "benchprobe"
 RESULTS = ROOT / "bench" / "results"
 
@@ -240,13 +242,19 @@ class MqttClient:
 class BenchSystem:
     """Private broker + platform + VEN agents (+ probes) for one benchmark run."""
 
-    def __init__(self, name: str, probes: Iterable[str] = ("bench.probe",), keep: bool = False) -> None:
+    def __init__(self, name: str, probes: Iterable[str] = ("bench.probe",), keep: bool = False,
+                 building: str | None = None) -> None:
         self.name = name
         self.probes = list(probes)
         self.keep = keep
+        # The building: "modbus" (the panel device through the real Modbus driver, the default run's)
+        # or "simbuilding" (in the driver's process). BENCH_BUILDING picks it for every benchmark.
+        self.building = building or os.environ.get("BENCH_BUILDING", "modbus")
+        self.device = DEVICES[self.building]
         self.root: Path | None = None
         self.broker: LocalBroker | None = None
         self.platform: Platform | None = None
+        self.panel: PanelDevice | None = None
 
     def __enter__(self) -> "BenchSystem":
         base = os.environ.get("TMPDIR") or tempfile.gettempdir()
@@ -255,10 +263,13 @@ class BenchSystem:
             t0 = time.monotonic()
             self.broker = LocalBroker(self.root / "mqtt", thing=THING).start()
             log(f"broker up on 127.0.0.1:{self.broker.port} ({self.root})")
+            self.panel = PanelDevice(self.root / "panel", free_port()).start()
             self.platform = Platform.create(self.root / "volttron", {"IOT_THING_NAME": THING})
             self.platform.start()
-            log(f"platform up at {self.platform.vhome}; installing the VEN's agents")
-            self.platform.install_agents(self.broker.pki.root, self.broker.port)
+            log(f"platform up at {self.platform.vhome}; installing the VEN's agents on the {self.building} building")
+            self.platform.install_agents(self.broker.pki.root, self.broker.port, panel_port=self.panel.port,
+                                         building=self.building, devices=self.building,
+                                         extra_operators=" ".join(self.probes))
             for identity in self.probes:
                 self.platform.vctl("install", str(PROBE_DIR), "--vip-identity", identity, "--start",
                                    timeout=300)
@@ -301,6 +312,8 @@ class BenchSystem:
                 log(f"platform stop: {e}")
         if self.broker is not None:
             self.broker.stop()
+        if self.panel is not None:
+            self.panel.stop()
         if self.root is not None:
             if self.keep or failed:
                 log(f"kept {self.root} (logs)")

@@ -3,7 +3,7 @@
     bench/run.sh bench_command_latency.py [--n 600] [--gap-ms 100] [--floor-n 400]
 
 Full path: backend (paho) publishes on ven/cmd/{thing} -> mosquitto -> bridge -> VIP RPC
-ven.agent.handle_command -> VEN -> platform.driver set_multiple_points -> ack returned ->
+ven.agent.handle_command -> VEN -> platform.driver set -> ack returned ->
 bridge -> MQTT ven/ack/{thing} -> backend. Commands cycle create / modify (shed 3.0) /
 modify (shed 1.0) / restore on fresh correlationIds, so events and modifications write.
 
@@ -11,7 +11,7 @@ Floor, same platform and broker, same gap between samples:
   (a) raw MQTT command -> ack round trip (a paho "device" with the other_thing identity echoes);
   (b) a bare VIP RPC round trip, timed inside the platform by the probe agent
       (bench.probe -> bench.probe2.echo; platform.driver get_point is shown as well);
-  (c) a bare platform.driver set_multiple_points round trip (one point, as the VEN writes).
+  (c) a bare platform.driver set round trip (one point, as the VEN writes).
 The bridge logs the duration of its handle_command RPC per correlationId; that splits the
 full path into "bridge RPC to the VEN" and "everything else" (MQTT both ways, the bridge's
 hand-off, outbox and drain).
@@ -244,9 +244,9 @@ def main() -> int:
         echo = probe_rpc(system, "bench.probe2", "echo", [PAYLOAD], a.floor_n, 100, a.gap_ms)
         get_point = probe_rpc(system, "platform.driver", "get_point", [DEVICE, "Building_kw"], a.floor_n, 100,
                               a.gap_ms)
-        log("floor (c): platform.driver set_multiple_points (1 point)")
-        smp = probe_rpc(system, "platform.driver", "set_multiple_points",
-                        [DEVICE, [["EV_Charger_enabled", False]]], a.floor_n, 50, a.gap_ms)
+        log(f"floor (c): platform.driver set (1 point, as the VEN writes) on the {system.building} building")
+        smp = probe_rpc(system, "platform.driver", "set", [False, [f"devices/{DEVICE}/EV_Charger_enabled"]],
+                        a.floor_n, 50, a.gap_ms)
         log("extra: how long one pubsub.publish blocks its caller")
         pub_block = ns_to_ms(system.rpc("bench.probe", "time_publish", "bench/blocking", 500, 20, timeout=120))
         log("lever check: an RPC shaped like handle_command (1 write + 3 publishes), publishes before vs after return")
@@ -307,7 +307,7 @@ def main() -> int:
         stat_row("(a) raw MQTT cmd -> ack echo", s_raw),
         stat_row("(b) bare VIP RPC probe -> probe2.echo", s_echo),
         stat_row("(b') platform.driver get_point", s_get),
-        stat_row("(c) platform.driver set_multiple_points", s_smp),
+        stat_row("(c) platform.driver set (1 point)", s_smp),
         stat_row("(x) one pubsub.publish() blocks caller", s_pub),
     ]))
     print()

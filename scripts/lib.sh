@@ -57,7 +57,7 @@ as_svc() {
         "WEB_PORT=$WEB_PORT" "VEN_LOG=$VEN_LOG" "LANG=C.UTF-8" "VEN_BUILDING=$VEN_BUILDING" "PANEL_PORT=$PANEL_PORT"
     )
     local name
-    for name in IOT_ENDPOINT IOT_PORT BACKEND_URL VEN_WEB_VENDOR VEN_EXTRA_OPERATORS VEN_TEST_ARGS VEN_LONG_FUZZ VEN_FUZZ_SEED PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
+    for name in IOT_ENDPOINT IOT_PORT BACKEND_URL BENCH_BUILDING PANEL_LATCHING VEN_WEB_VENDOR VEN_EXTRA_OPERATORS VEN_TEST_ARGS VEN_LONG_FUZZ VEN_FUZZ_SEED PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
                 PIP_FIND_LINKS PIP_CERT PIP_DEFAULT_TIMEOUT PIP_DISABLE_PIP_VERSION_CHECK PIP_CONSTRAINT \
                 SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE HTTP_PROXY HTTPS_PROXY NO_PROXY \
                 http_proxy https_proxy no_proxy NODE_EXTRA_CA_CERTS npm_config_cafile npm_config_registry; do
@@ -133,6 +133,7 @@ sync_sources() {
 
 requirements_stamp() {
     cat "$VEN_REPO/requirements.txt" "$VEN_REPO/common/pyproject.toml" "$VEN_REPO/building_device/pyproject.toml" \
+        "$VEN_REPO/local_backend/pyproject.toml" \
         | sha256sum | cut -d' ' -f1
 }
 
@@ -151,8 +152,8 @@ ensure_venv() {
     as_svc "$VENV/bin/pip" install -q --disable-pip-version-check -r "$VEN_SRC/requirements.txt" 2>&1 \
         | grep -v -E "^WARNING: Location|DEPRECATION: msgpack|^  DEPRECATION" || true
     as_svc "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$VEN_SRC/common" \
-        -e "$VEN_SRC/building_device" 2>&1 | grep -v -E "^WARNING: Location" || true
-    as_svc "$VENV/bin/python" -c 'import volttron.client, paho.mqtt, pymodbus, ven_common.contract, building_device.panel' \
+        -e "$VEN_SRC/building_device" -e "$VEN_SRC/local_backend" 2>&1 | grep -v -E "^WARNING: Location" || true
+    as_svc "$VENV/bin/python" -c 'import volttron.client, paho.mqtt, pymodbus, fastapi, uvicorn, ven_common.contract, building_device.panel, local_backend.api' \
         || die "the venv at $VENV is incomplete: delete it and run again"
     as_svc bash -c "printf %s $want > $stamp_file"
     note_change "venv (re)built with the pinned versions"

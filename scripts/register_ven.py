@@ -21,7 +21,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _project_env  # noqa: E402,F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
 
 from ven_common.cloud_client import (  # noqa: E402
     EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, add_thing_arg, local_call, print_json, run_cli,

@@ -19,7 +19,7 @@ BUILDING_DEVICES = {"simbuilding": "campus/building/sim", "modbus": "campus/buil
 
 
 def render(out: Path, thing: str, certs: Path, device: str, endpoint: str | None, port: int,
-           noise_pct: float | None = None, panel_port: int = 5020) -> None:
+           noise_pct: float | None = None, panel_port: int = 5020, backend_url: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     sim = json.loads((REPO / "config/driver/sim.config").read_text())
     if noise_pct is not None:
@@ -47,6 +47,8 @@ def render(out: Path, thing: str, certs: Path, device: str, endpoint: str | None
         "cert_path": str(certs / "client.crt"),
         "key_path": str(certs / "client.key"),
     })
+    if backend_url:
+        bridge["backend_url"] = backend_url
     (out / "bridge.json").write_text(json.dumps(bridge, indent=2))
 
 
@@ -58,13 +60,14 @@ def main() -> None:
     p.add_argument("--device", default=None, help="the device topic the VEN's circuits live on")
     p.add_argument("--building", choices=sorted(BUILDING_DEVICES), default=os.environ.get("VEN_BUILDING", "modbus"))
     p.add_argument("--panel-port", type=int, default=int(os.environ.get("PANEL_PORT") or 5020))
+    p.add_argument("--backend-url", default=os.environ.get("BACKEND_URL") or None)
     p.add_argument("--endpoint", default=os.environ.get("IOT_ENDPOINT") or None)
     # A real endpoint listens on IOT_PORT (8883 at AWS); BROKER_PORT is only the local stand-in's.
     default_port = os.environ.get("IOT_PORT") or (None if os.environ.get("IOT_ENDPOINT") else os.environ.get("BROKER_PORT"))
     p.add_argument("--port", type=int, default=int(default_port or 8883))
     a = p.parse_args()
     render(a.out, a.thing, a.certs.resolve(), a.device or BUILDING_DEVICES[a.building], a.endpoint, a.port,
-           panel_port=a.panel_port)
+           panel_port=a.panel_port, backend_url=a.backend_url)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _project_env  # noqa: E402,F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
 
 from ven_common.cloud_client import (  # noqa: E402
     EXIT_OK, CliError, CloudClient, add_connection_args, add_thing_arg, local_call, new_correlation_id,

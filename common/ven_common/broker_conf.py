@@ -19,14 +19,14 @@ import os
 import sys
 from pathlib import Path
 
-from ven_common.contract import BACKEND_IDENTITY
+from ven_common.contract import BACKEND_IDENTITY, SHADOW_SERVICE_IDENTITY
 
 CONF_NAME = "mosquitto.conf"
 ACL_NAME = "aws_iot.acl"
 LOG_NAME = "mosquitto.log"
 
 
-def render_acl(backend_user: str = BACKEND_IDENTITY) -> str:
+def render_acl(backend_user: str = BACKEND_IDENTITY, shadow_user: str = SHADOW_SERVICE_IDENTITY) -> str:
     """The per-thing policy as a mosquitto ACL; ``%u`` is the client certificate's CN."""
     return f"""\
 # Mimics the per-thing AWS IoT policy. %u = certificate CN (use_identity_as_username),
@@ -35,14 +35,26 @@ def render_acl(backend_user: str = BACKEND_IDENTITY) -> str:
 pattern write volttron/metering
 pattern write ven/ack/%u
 pattern write ven/telemetry/%u
-pattern readwrite $aws/things/%u/shadow/#
 pattern read ven/cmd/%u
+# A thing may ask its own shadow (update, get, delete) and hear every answer; only the shadow
+# service answers (accepted, rejected, delta, documents).
+pattern write $aws/things/%u/shadow/update
+pattern write $aws/things/%u/shadow/get
+pattern write $aws/things/%u/shadow/delete
+pattern read $aws/things/%u/shadow/#
 
-# The test "cloud backend" plays AWS IoT rules/services: it may read and write everything.
-# '#' does not cover '$'-topics, hence the $aws/# line.
+# The cloud backend plays AWS IoT rules and the seed's backend: it may read and write everything
+# (it sets a shadow's desired state). '#' does not cover '$'-topics, hence the $aws/# line.
 user {backend_user}
 topic readwrite #
 topic readwrite $aws/#
+
+# The Device Shadow service stand-in: hears every shadow request, publishes the answers.
+user {shadow_user}
+topic read $aws/things/+/shadow/update
+topic read $aws/things/+/shadow/get
+topic read $aws/things/+/shadow/delete
+topic write $aws/things/+/shadow/#
 """
 
 

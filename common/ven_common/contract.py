@@ -14,6 +14,8 @@ from typing import Any
 
 DEFAULT_THING_NAME = "volttron_thing"
 BACKEND_IDENTITY = "cloud_backend"
+# The local Device Shadow service stand-in's certificate CN (local_backend/shadow_service.py).
+SHADOW_SERVICE_IDENTITY = "shadow_service"
 
 # VOLTTRON identities of the two agents and of the driver they talk to.
 VEN_IDENTITY = "ven.agent"
@@ -235,3 +237,33 @@ def registration_body(thing: str, lat: float = 37.7749, lon: float = -122.4194) 
         "location": {"lat": lat, "lon": lon},
         "registrationId": thing,
     }
+
+
+def _is_plain_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def seed_reading_problem(body: Any) -> str | None:
+    """Why a message on ``volttron/metering`` is not one reading the seed's pipeline (IoT rule ->
+    consumer, one row per message, ``venId`` from the payload) can store, or None. Extra fields
+    (``seq``, ``quality``, ...) are fine; a changed shape is not. Null kW says "no fresh reading"."""
+    if not isinstance(body, dict):
+        return "not a JSON object"
+    if "readings" in body or body.get("batch"):
+        return "a batch of readings, not one reading"
+    if not isinstance(body.get("venId"), str) or not body["venId"]:
+        return "no venId"
+    if not _is_plain_number(body.get("ts")):
+        return "no numeric ts"
+    for key in ("power_kw", "shed_kw"):
+        if key not in body or not (body[key] is None or _is_plain_number(body[key])):
+            return f"{key} missing or not a number"
+    if "active_event" not in body or not (body["active_event"] is None or isinstance(body["active_event"], str)):
+        return "active_event missing or not a string/null"
+    circuits = body.get("circuits")
+    if not isinstance(circuits, list):
+        return "circuits missing"
+    for c in circuits:
+        if not (isinstance(c, dict) and isinstance(c.get("name"), str) and "enabled" in c and "current_kw" in c):
+            return f"circuit row {c!r} is not {{name, enabled, current_kw}}"
+    return None

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ven_common.contract import BACKEND_IDENTITY, DEFAULT_THING_NAME
+from ven_common.contract import BACKEND_IDENTITY, DEFAULT_THING_NAME, SHADOW_SERVICE_IDENTITY
 
 CA_DAYS = 3650
 LEAF_DAYS = 825
@@ -79,6 +79,14 @@ class PkiPaths:
     @property
     def backend_key(self) -> Path:
         return self._p(f"{BACKEND_IDENTITY}.key")
+
+    @property
+    def shadow_cert(self) -> Path:
+        return self._p(f"{SHADOW_SERVICE_IDENTITY}.crt")
+
+    @property
+    def shadow_key(self) -> Path:
+        return self._p(f"{SHADOW_SERVICE_IDENTITY}.key")
 
     @property
     def other_cert(self) -> Path:
@@ -285,6 +293,7 @@ def generate_dev_pki(out_dir: str | os.PathLike[str], thing: str = DEFAULT_THING
     _ensure_leaf(paths.server_cert, paths.server_key, "localhost", ca_cert, ca_key, server=True)
     _ensure_leaf(paths.client_cert, paths.client_key, thing, ca_cert, ca_key)
     _ensure_leaf(paths.backend_cert, paths.backend_key, BACKEND_IDENTITY, ca_cert, ca_key)
+    _ensure_leaf(paths.shadow_cert, paths.shadow_key, SHADOW_SERVICE_IDENTITY, ca_cert, ca_key)
     _ensure_leaf(paths.other_cert, paths.other_key, "other_thing", ca_cert, ca_key)
     rogue_cert, rogue_key, _ = _ensure_ca(paths.rogue_ca, paths.root / "rogue_ca.key", "VEN rogue CA")
     _ensure_leaf(paths.rogue_cert, paths.rogue_key, thing, rogue_cert, rogue_key)

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker, free_port
+from tests.support.cloud import CloudBackend, ShadowService
 from tests.support.device import PanelDevice
 from tests.support.system import Platform
 
@@ -39,13 +40,34 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PanelDevice]:
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory, broker: LocalBroker, panel: PanelDevice) -> Iterator[Platform]:
+def cloud(tmp_path_factory: pytest.TempPathFactory, broker: LocalBroker) -> Iterator[CloudBackend]:
+    """The local backend stand-in (FastAPI + SQLite + paho as cloud_backend): the guide's backend."""
+    backend = CloudBackend(tmp_path_factory.mktemp("cloud"), broker).start()
+    try:
+        yield backend
+    finally:
+        backend.stop()
+
+
+@pytest.fixture(scope="session")
+def shadows(tmp_path_factory: pytest.TempPathFactory, broker: LocalBroker) -> Iterator[ShadowService]:
+    """The Device Shadow service stand-in beside the broker."""
+    service = ShadowService(tmp_path_factory.mktemp("shadow"), broker).start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory, broker: LocalBroker, panel: PanelDevice,
+             cloud: CloudBackend, shadows: ShadowService) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("volttron")
     p = Platform.create(root, {"IOT_THING_NAME": THING}, web_port=free_port())
     p.start()
     try:
         # Both buildings on the driver; the VEN's circuits on the Modbus panel (the default run's).
-        p.install_agents(broker.pki.root, broker.port, panel_port=panel.port)
+        p.install_agents(broker.pki.root, broker.port, panel_port=panel.port, backend_url=cloud.url)
         yield p
     finally:
         p.stop()

@@ -18,9 +18,10 @@ import pytest
 
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
+from tests.support.cloud import CloudBackend
 from tests.support.system import Platform, SystemError_, settle, wait_until
-from tests.support.ven_checks import (DEVICE, TOPICS, JournalMark, ack_for, enabled, journal_mark, missing_readings,
-                                      readings, restore_idle, send_event, seq_gaps, wait_readings)
+from tests.support.ven_checks import (DEVICE, THING, TOPICS, JournalMark, ack_for, enabled, journal_mark,
+                                      journal_readings, readings, restore_idle, send_event, seq_gaps, wait_readings)
 
 pytestmark = pytest.mark.platform
 
@@ -48,21 +49,25 @@ def _bridge_connected(platform: Platform) -> bool:
     return bool(platform.rpc("ven.bridge", "get_status")["connected"])
 
 
-def _assert_all_delivered(platform: Platform, mark: JournalMark, backend: Backend, since: float,
+def _assert_all_delivered(platform: Platform, mark: JournalMark, cloud: CloudBackend, since: float,
                           until_ts: float) -> list[dict]:
-    """Every reading the VEN published between ``mark`` and ``until_ts`` reaches the backend."""
-    settle(lambda: not missing_readings(platform, mark, backend, since, until_ts), 60, 1.0,
-           retry_on=(SystemError_,))  # the VEN may be starting
-    missing = missing_readings(platform, mark, backend, since, until_ts)
-    assert not missing, f"{len(missing)} readings the VEN published never reached the backend: {missing[:10]}"
-    rs = [r for r in readings(backend, since) if r["ts"] <= until_ts]
+    """Every reading the VEN published between ``mark`` and ``until_ts`` is a row in the local
+    backend's table, stored as the seed's consumer stores it (one seed-shaped row per message)."""
+    def missing() -> list[float]:
+        stored = {r["ts"] for r in cloud.readings(THING)}
+        return [m["ts"] for m in journal_readings(platform, mark, until_ts) if m["ts"] not in stored]
+    settle(lambda: not missing(), 60, 1.0, retry_on=(SystemError_,))  # the VEN may be starting
+    lost = missing()
+    assert not lost, f"{len(lost)} readings the VEN published never reached the backend's table: {lost[:10]}"
+    rs = [r for r in cloud.readings(THING) if since - 5 <= r["ts"] <= until_ts]
     assert not seq_gaps([r["seq"] for r in rs]), f"metering seq holes: {seq_gaps([r['seq'] for r in rs])}"
     assert not _ts_holes(rs), f"the VEN stopped metering around: {_ts_holes(rs)}"
+    assert cloud.get("/health")[1]["counters"].get("rejected", 0) == 0, "the backend rejected messages"
     return rs
 
 
 def test_broker_sigkill_three_times_loses_no_reading_and_no_ack(
-        platform: Platform, broker: LocalBroker, durable_backend: Backend) -> None:
+        platform: Platform, broker: LocalBroker, durable_backend: Backend, cloud: CloudBackend) -> None:
     restore_idle(platform)
     t0 = time.time()
     mark = journal_mark(platform)
@@ -80,7 +85,7 @@ def test_broker_sigkill_three_times_loses_no_reading_and_no_ack(
         wait_until(lambda: durable_backend.connected.is_set() and durable_backend.client.is_connected(), 20, 0.2,
                    "backend reconnected")
     t_end = time.time()
-    _assert_all_delivered(platform, mark, durable_backend, t0, t_end)
+    _assert_all_delivered(platform, mark, cloud, t0, t_end)
     wait_until(lambda: {f"evt-{c}" for c in corr} <= {d.get("event_id") for d in (
         m.json() for m in durable_backend.on_topic(TOPICS.ack)) if d.get("type") == "event_report"}, 60, 0.5,
         "the three completion reports")
@@ -94,7 +99,7 @@ def test_broker_sigkill_three_times_loses_no_reading_and_no_ack(
     restore_idle(platform)
 
 
-def test_bridge_sigkill_mid_stream_loses_nothing(platform: Platform, backend: Backend) -> None:
+def test_bridge_sigkill_mid_stream_loses_nothing(platform: Platform, backend: Backend, cloud: CloudBackend) -> None:
     t0 = time.time()
     mark = journal_mark(platform)
     wait_readings(backend, t0, 3)
@@ -104,7 +109,7 @@ def test_bridge_sigkill_mid_stream_loses_nothing(platform: Platform, backend: Ba
     # The platform's crash monitor restarts it; the bridge catches up from the VEN's journal.
     wait_until(lambda: (p := platform.agent_pid("ven.bridge")) and p != old_pid, 60, 0.5, "bridge restarted")
     t_back = time.time()
-    _assert_all_delivered(platform, mark, backend, t0, t_back)
+    _assert_all_delivered(platform, mark, cloud, t0, t_back)
 
 
 def test_ven_restart_mid_event_reapplies_the_shed(platform: Platform, backend: Backend) -> None:
@@ -179,7 +184,8 @@ def test_broker_down_for_the_whole_event_restores_on_local_time(
     assert report["ended_by"] == "schedule"
 
 
-def test_ven_restarted_while_the_bridge_is_down_loses_nothing(platform: Platform, backend: Backend) -> None:
+def test_ven_restarted_while_the_bridge_is_down_loses_nothing(platform: Platform, backend: Backend,
+                                                              cloud: CloudBackend) -> None:
     """The VEN's journal is on disk: what it published before its own restart, while the bridge
     was down, still reaches the cloud when the bridge comes back."""
     t0 = time.time()
@@ -198,5 +204,5 @@ def test_ven_restarted_while_the_bridge_is_down_loses_nothing(platform: Platform
         for uuid, identity in ((ven, "ven.agent"), (bridge, "ven.bridge")):
             if not platform.agent_running(identity):
                 platform.vctl("start", uuid)
-    rs = _assert_all_delivered(platform, mark, backend, t0, t_ven_stop)
+    rs = _assert_all_delivered(platform, mark, cloud, t0, t_ven_stop)
     assert max(r["ts"] for r in rs) >= t_ven_stop - SANITY_READING_GAP_SEC, "the last readings before the VEN stopped"

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.support.broker import LocalBroker, free_port
+from tests.support.device import PanelDevice
 from tests.support.system import REPO, Platform, settle, wait_until
 from tests.support.ven_checks import restore_idle
 from ven_common.contract import registration_body
@@ -269,15 +270,19 @@ def test_register_errors_are_clear() -> None:
 
 # -- status ------------------------------------------------------------------------------
 
-def test_status_reports_platform_agents_bridge_and_web(platform: Platform, broker: LocalBroker, tmp_path: Path) -> None:
+def test_status_reports_platform_agents_bridge_and_web(platform: Platform, broker: LocalBroker, panel: PanelDevice,
+                                                       tmp_path: Path) -> None:
     """ven_control.sh status against the session's platform (VEN_ROOT laid out around it)."""
     root = tmp_path / "venroot"
     (root / "broker").mkdir(parents=True)
+    (root / "device").mkdir()
     (root / "tmp").mkdir()
     (root / "venv").symlink_to(Path(sys.prefix))
     (root / "src").symlink_to(REPO)
     (root / "broker" / "mosquitto.pid").write_text(str(broker._proc.pid) if broker._proc else "")
-    env = _env(VEN_ROOT=str(root), VOLTTRON_HOME_OVERRIDE=str(platform.vhome), BROKER_PORT=str(broker.port))
+    (root / "device" / "device.pid").write_text(str(panel.pid))
+    env = _env(VEN_ROOT=str(root), VOLTTRON_HOME_OVERRIDE=str(platform.vhome), BROKER_PORT=str(broker.port),
+               PANEL_PORT=str(panel.port))
     result = subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "status"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -286,6 +291,7 @@ def test_status_reports_platform_agents_bridge_and_web(platform: Platform, broke
     for identity in ("ven.agent", "ven.bridge", "platform.driver"):
         assert f"agent      {identity}" in out
     assert "bridge     connected" in out
+    assert f"device     building panel running (pid {panel.pid}, modbus://127.0.0.1:{panel.port})" in out
     assert f"web        {platform.web_url}/" in out and "ven_web_token" in out
 
 

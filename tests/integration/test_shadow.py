@@ -4,10 +4,12 @@ through the config store and echoed back."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from tests.support.backend import Backend
+from tests.support.cloud import ShadowService
 from tests.support.system import Platform, wait_until
 from tests.support.ven_checks import TOPICS, ack_for, restore_idle, send_event
 from ven_common.contract import AWS_MAX_SHADOW_BYTES
@@ -34,21 +36,45 @@ def test_reported_shadow_follows_an_event(platform: Platform, backend: Backend) 
     restore_idle(platform)
 
 
-def test_desired_metering_interval_is_applied_and_echoed(platform: Platform, backend: Backend) -> None:
-    before = json.loads(platform.vctl("config", "get", "ven.agent", "config").stdout)
+def _shadow_get(backend: Backend) -> dict:
+    token = f"get-{time.time_ns()}"
+    since = time.time()
+    backend.publish(TOPICS.shadow_get, {"clientToken": token})
+    return backend.wait_json(TOPICS.shadow_get_accepted, lambda d: d.get("clientToken") == token, since=since)
+
+
+def _interval(platform: Platform) -> float:
+    return json.loads(platform.vctl("config", "get", "ven.agent", "config").stdout)["metering_interval_sec"]
+
+
+def test_desired_setting_goes_through_the_shadow_service_and_comes_back_reported(
+        platform: Platform, backend: Backend, shadows: ShadowService) -> None:
+    """The backend writes ``desired`` on the shadow service; its delta reaches the VEN, which
+    applies it through the config store; the shadow then holds it as ``reported`` (no delta)."""
+    before = _interval(platform)
+    desired_topic = TOPICS.shadow_update
     try:
-        backend.publish(TOPICS.shadow_update_delta, {"state": {"metering_interval_sec": 2}, "version": 7})
-        wait_until(lambda: json.loads(platform.vctl("config", "get", "ven.agent", "config").stdout)
-                   ["metering_interval_sec"] == 2, 20, 0.5, "the desired interval in the config store")
-        backend.wait_json(TOPICS.shadow_update, lambda d: d.get("state", {}).get("reported", {})
-                          .get("metering_interval_sec") == 2, timeout=20)
-        backend.publish(TOPICS.shadow_update_delta, {"state": {"metering_interval_sec": -5, "rm_rf": True}})
-        refused = backend.wait_json(TOPICS.shadow_update, lambda d: "desired_refused" in d.get("state", {})
-                                    .get("reported", {}), timeout=20)
-        assert "rm_rf" in refused["state"]["reported"]["desired_refused"]
-        assert json.loads(platform.vctl("config", "get", "ven.agent", "config").stdout)["metering_interval_sec"] == 2
+        backend.publish(desired_topic, {"state": {"desired": {"metering_interval_sec": 2}}, "clientToken": "set-2"})
+        wait_until(lambda: _interval(platform) == 2, 20, 0.5, "the desired interval in the VEN's config store")
+        doc = wait_until(lambda: (d := _shadow_get(backend)) and d["state"].get("reported", {})
+                         .get("metering_interval_sec") == 2 and "delta" not in d["state"] and d, 30, 1.0,
+                         "the shadow service holding the setting as reported, with no delta left")
+        assert doc["state"]["desired"]["metering_interval_sec"] == 2
+        assert doc["metadata"]["reported"]["metering_interval_sec"]["timestamp"] >= int(time.time()) - 60
+        # A setting the VEN refuses stays in the delta and is named in reported.desired_refused.
+        backend.publish(desired_topic, {"state": {"desired": {"metering_interval_sec": -5, "rm_rf": True}}})
+        refused = wait_until(lambda: (d := _shadow_get(backend)) and "rm_rf" in (d["state"].get("reported", {})
+                             .get("desired_refused") or {}) and d, 30, 1.0, "the refusal reported")
+        assert refused["state"]["delta"]["rm_rf"] is True and _interval(platform) == 2
+        # An update with a stale version is refused by the service (AWS's 409) and changes nothing.
+        version = _shadow_get(backend)["version"]
+        since = time.time()
+        backend.publish(desired_topic, {"state": {"desired": {"metering_interval_sec": 3}}, "version": version - 1,
+                                        "clientToken": "stale"})
+        rejected = backend.wait_json(TOPICS.shadow_update_rejected, lambda d: d.get("clientToken") == "stale",
+                                     since=since)
+        assert rejected["code"] == 409 and rejected["message"] == "Version conflict"
+        assert _shadow_get(backend)["state"]["desired"]["metering_interval_sec"] == -5
     finally:
-        backend.publish(TOPICS.shadow_update_delta,
-                        {"state": {"metering_interval_sec": before.get("metering_interval_sec", 1.0)}})
-        wait_until(lambda: json.loads(platform.vctl("config", "get", "ven.agent", "config").stdout)
-                   ["metering_interval_sec"] == before.get("metering_interval_sec", 1.0), 20, 0.5, "interval reset")
+        backend.publish(desired_topic, {"state": {"desired": {"metering_interval_sec": before, "rm_rf": None}}})
+        wait_until(lambda: _interval(platform) == before, 20, 0.5, "interval reset")

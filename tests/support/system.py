@@ -120,9 +120,14 @@ class Platform:
         digits = "".join(ch for ch in status.split("[")[-1] if ch.isdigit()) if "[" in status else ""
         return int(digits) if digits else None
 
-    def install_agents(self, certs: Path, broker_port: int, panel_port: int) -> None:
+    def install_agents(self, certs: Path, broker_port: int, panel_port: int, building: str = "modbus",
+                       devices: str = "simbuilding modbus", extra_operators: str = "",
+                       backend_url: str | None = None) -> None:
         env = dict(self.env, VEN_CERTS=str(certs), BROKER_PORT=str(broker_port), IOT_PORT=str(broker_port),
-                   PANEL_PORT=str(panel_port), VEN_BUILDING="modbus", VEN_DEVICES="simbuilding modbus")
+                   PANEL_PORT=str(panel_port), VEN_BUILDING=building, VEN_DEVICES=devices,
+                   VEN_EXTRA_OPERATORS=extra_operators)
+        if backend_url:
+            env["BACKEND_URL"] = backend_url
         env.pop("IOT_ENDPOINT", None)
         result = subprocess.run(["bash", str(REPO / "install_agents.sh")], env=env, capture_output=True, text=True,
                                 timeout=600)

@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.backend import Backend
 from tests.support.system import Platform, wait_until
-from ven_common.contract import BusTopics, MqttTopics, event_command
+from ven_common.contract import BusTopics, MqttTopics, event_command, seed_reading_problem
 
 THING = "volttron_thing"
 TOPICS = MqttTopics(THING)
@@ -58,36 +58,6 @@ def switch_building(platform: Platform, device: str) -> None:
 
 def all_enabled(platform: Platform, points: tuple[str, ...] = SHEDDABLE_POINTS) -> bool:
     return all(enabled(platform, p) for p in points)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def seed_reading_problem(body: Any) -> str | None:
-    """Why a message on ``volttron/metering`` is not one reading the seed's pipeline (IoT rule ->
-    consumer, one row per message, ``venId`` from the payload) can store, or None. Extra fields
-    (``seq``, ``quality``, ...) are fine; a changed shape is not. Null kW says "no fresh reading"."""
-    if not isinstance(body, dict):
-        return "not a JSON object"
-    if "readings" in body or body.get("batch"):
-        return "a batch of readings, not one reading"
-    if not isinstance(body.get("venId"), str) or not body["venId"]:
-        return "no venId"
-    if not _is_number(body.get("ts")):
-        return "no numeric ts"
-    for key in ("power_kw", "shed_kw"):
-        if key not in body or not (body[key] is None or _is_number(body[key])):
-            return f"{key} missing or not a number"
-    if "active_event" not in body or not (body["active_event"] is None or isinstance(body["active_event"], str)):
-        return "active_event missing or not a string/null"
-    circuits = body.get("circuits")
-    if not isinstance(circuits, list):
-        return "circuits missing"
-    for c in circuits:
-        if not (isinstance(c, dict) and isinstance(c.get("name"), str) and "enabled" in c and "current_kw" in c):
-            return f"circuit row {c!r} is not {{name, enabled, current_kw}}"
-    return None
 
 
 def readings(backend: Backend, since: float = 0.0) -> list[dict[str, Any]]:
