@@ -35,6 +35,7 @@ VENV="${VEN_VENV:-$VEN_ROOT/venv}"
 VEN_SRC="${VEN_SRC_DIR:-$VEN_ROOT/src}"
 export VOLTTRON_HOME="${VOLTTRON_HOME_OVERRIDE:-$VEN_ROOT/vhome}"
 BROKER_DIR="$VEN_ROOT/broker"
+CLOUD_DIR="$VEN_ROOT/cloud"
 DEVICE_DIR="$VEN_ROOT/device"
 RUNTIME_CERTS="$VEN_ROOT/certs"
 
@@ -109,7 +110,7 @@ ensure_user() {
 
 ensure_dirs() {
     local d
-    for d in "$VEN_ROOT" "$VEN_ROOT/log" "$VEN_ROOT/run" "$VEN_ROOT/tmp" "$BROKER_DIR" "$DEVICE_DIR" "$RUNTIME_CERTS"; do
+    for d in "$VEN_ROOT" "$VEN_ROOT/log" "$VEN_ROOT/run" "$VEN_ROOT/tmp" "$BROKER_DIR" "$DEVICE_DIR" "$CLOUD_DIR" "$RUNTIME_CERTS"; do
         if [ "$(id -u)" -eq 0 ]; then
             install -d -o "$VEN_USER" -g "$VEN_USER" "$d"
         else

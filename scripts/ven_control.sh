@@ -3,6 +3,16 @@
 # Exit codes: 0 ok, 1 failure, 2 usage error, 3 not running (status/stop), 4 broker or cloud unreachable.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# The cloud side: with no IOT_ENDPOINT the local broker stands in for AWS IoT Core and a Device
+# Shadow service stand-in runs beside it; with no BACKEND_URL the local backend stand-in runs too
+# and BACKEND_URL points at it.
+BACKEND_PORT="${BACKEND_PORT:-8000}"
+LOCAL_BACKEND=0
+if [ -z "${BACKEND_URL:-}" ] && [ -z "${IOT_ENDPOINT:-}" ]; then
+    LOCAL_BACKEND=1
+    BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
+fi
+
 usage() {
     cat <<EOF
 usage: ven_control.sh <command> [options]
@@ -18,6 +28,9 @@ usage: ven_control.sh <command> [options]
   telemetry    follow volttron/metering live (Ctrl-C to stop) [--count N]
   logs         follow the platform and agent log ($VEN_LOG)
   register     register this VEN with BACKEND_URL (POST /api/vens/) through the bridge [--direct: from here]
+  backend      the backend: vens | events | readings | create-event --shed-kw KW --duration S [--start-in S]
+               | cancel-event ID   (events are dispatched by its EventCommandService when they become active)
+  doctor       the operations guide's troubleshooting as checks: ok, or the cause and the fix
 
 Environment: IOT_THING_NAME (default volttron_thing), IOT_ENDPOINT (real AWS IoT; no local broker),
 BACKEND_URL, WEB_PORT (default 8080), BROKER_PORT (default 8883), VEN_BUILDING (modbus | simbuilding),
@@ -87,6 +100,45 @@ start_broker() {
     wait_port "$BROKER_PORT" 100 || die "mosquitto did not open port $BROKER_PORT: see $BROKER_DIR/mosquitto.log"
 }
 
+pid_of() {   # pid file -> the pid, when that process is alive
+    local pid
+    pid="$(cat "$1" 2>/dev/null || true)"
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf '%s' "$pid"; fi
+}
+
+# The cloud side's stand-ins (only with the local broker): the Device Shadow service, and the
+# backend (registration, EventCommandService, telemetry ingestion) when BACKEND_URL is unset.
+start_cloud_standins() {
+    if [ -n "${IOT_ENDPOINT:-}" ]; then return; fi
+    if [ -z "$(pid_of "$CLOUD_DIR/shadow.pid")" ]; then
+        step "Starting the Device Shadow service stand-in (beside the local broker)"
+        note_change "started the shadow service"
+        as_svc bash -c 'cd "$1" && setsid python -u -m local_backend.shadow_service --dir "$1/shadows" --mqtt-port "$2" --certs "$3" >>"$1/shadow.log" 2>&1 </dev/null & echo $! > "$1/shadow.pid"' _ \
+            "$CLOUD_DIR" "$BROKER_PORT" "$RUNTIME_CERTS" </dev/null >/dev/null 2>&1
+    fi
+    if [ "$LOCAL_BACKEND" = 1 ] && [ -z "$(pid_of "$CLOUD_DIR/backend.pid")" ]; then
+        if (exec 3<>"/dev/tcp/127.0.0.1/$BACKEND_PORT") 2>/dev/null; then
+            die "port $BACKEND_PORT (the local backend's) is already in use by another program: stop it, set BACKEND_PORT, or set BACKEND_URL to your backend"
+        fi
+        step "Starting the local backend stand-in on $BACKEND_URL (registration, events, telemetry ingestion)"
+        note_change "started the local backend"
+        as_svc bash -c 'cd "$1" && setsid python -m local_backend --db "$1/backend.sqlite" --port "$2" --mqtt-port "$3" --certs "$4" >>"$1/backend.log" 2>&1 </dev/null & echo $! > "$1/backend.pid"' _ \
+            "$CLOUD_DIR" "$BACKEND_PORT" "$BROKER_PORT" "$RUNTIME_CERTS" </dev/null >/dev/null 2>&1
+        wait_port "$BACKEND_PORT" 150 || die "the local backend did not open port $BACKEND_PORT: see $CLOUD_DIR/backend.log"
+    fi
+}
+
+stop_pidfile() {   # pid file, name
+    local pid
+    pid="$(pid_of "$1")"
+    [ -n "$pid" ] || return 1
+    step "Stopping the $2 (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$1"
+}
+
 device_pid() {
     local pid
     pid="$(cat "$DEVICE_DIR/device.pid" 2>/dev/null || true)"
@@ -151,6 +203,7 @@ cmd_start() {
     ensure_venv
     ensure_pki
     start_broker
+    start_cloud_standins
     start_device
     start_platform
     step "Checking agents, libraries and configs (install_agents.sh)"
@@ -201,15 +254,9 @@ cmd_stop() {
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         rm -f "$BROKER_DIR/mosquitto.pid"
     fi
-    pid="$(device_pid)"
-    if [ -n "$pid" ]; then
-        any=1
-        step "Stopping the building panel (pid $pid)"
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        rm -f "$DEVICE_DIR/device.pid"
-    fi
+    if stop_pidfile "$DEVICE_DIR/device.pid" "building panel"; then any=1; fi
+    if stop_pidfile "$CLOUD_DIR/backend.pid" "local backend"; then any=1; fi
+    if stop_pidfile "$CLOUD_DIR/shadow.pid" "shadow service"; then any=1; fi
     if [ "$any" -eq 0 ]; then
         info "nothing was running"
     else
@@ -240,6 +287,24 @@ for r in rows:
     else
         echo "broker     not running"
         rc=3
+    fi
+    if [ -z "${IOT_ENDPOINT:-}" ]; then
+        if [ -n "$(pid_of "$CLOUD_DIR/shadow.pid")" ]; then
+            echo "shadow     Device Shadow service stand-in running (pid $(pid_of "$CLOUD_DIR/shadow.pid"))"
+        else
+            echo "shadow     Device Shadow service stand-in not running (./scripts/ven_control.sh start brings it up)"
+            rc=3
+        fi
+    fi
+    if [ "$LOCAL_BACKEND" = 1 ]; then
+        if [ -n "$(pid_of "$CLOUD_DIR/backend.pid")" ]; then
+            echo "backend    local backend stand-in running (pid $(pid_of "$CLOUD_DIR/backend.pid"), $BACKEND_URL)"
+        else
+            echo "backend    local backend stand-in not running (./scripts/ven_control.sh start brings it up)"
+            rc=3
+        fi
+    elif [ -n "${BACKEND_URL:-}" ]; then
+        echo "backend    $BACKEND_URL"
     fi
     if [ "$VEN_BUILDING" = modbus ]; then
         if [ -n "$(device_pid)" ]; then
@@ -306,6 +371,8 @@ main() {
         shadow) if has_arg --local "$@"; then svc_tool ven_shadow.py "$@"; else cloud_tool ven_shadow.py "$@"; fi ;;
         telemetry) cloud_tool ven_telemetry_listen.py "$@" ;;
         register) if has_arg --direct "$@"; then cloud_tool register_ven.py "$@"; else svc_tool register_ven.py --via-bridge "$@"; fi ;;
+        backend) BACKEND_URL="$BACKEND_URL" cloud_tool backend_cli.py "$@" ;;
+        doctor) BACKEND_URL="$BACKEND_URL" BROKER_PORT="$BROKER_PORT" cloud_tool doctor.py "$@" ;;
         -h|--help|help|"") usage; [ -n "$verb" ] ;;
         *) usage >&2; die "unknown command '$verb'" 2 ;;
     esac

@@ -3,10 +3,12 @@
 
     {"power_kw", "shed_kw", "active_event", "circuits": [{"name", "enabled", "current_kw"}, ...]}
 
-The local broker has no shadow service, so this asks the VEN itself, which works on both the
-local broker and AWS IoT: an {"op": "status"} command on ven/cmd/{venId}; the ack carries the
-status snapshot. --full prints the whole snapshot (baseline, priorities, overrides, scheduled
-events); --local asks over VIP RPC instead of MQTT.
+It reads the thing's classic Device Shadow (state.reported) from the shadow service, as the
+backend does: AWS IoT's, or the local stand-in beside the local broker (``get`` on
+$aws/things/{venId}/shadow/get). --full prints the whole reported state (baseline, priorities,
+overrides, device faults, the bridge's counters) and --document the shadow document with its
+desired state, delta, metadata and version; --from-ven asks the VEN itself instead ({"op":
+"status"} on ven/cmd/{venId}, the ack carries its status); --local asks over VIP RPC.
 Exit codes: 0 ok, 1 failure, 2 usage, 4 broker unreachable or no answer in time.
 """
 
@@ -45,11 +47,20 @@ def main() -> int:
     p.add_argument("--full", action="store_true", help="print the whole status snapshot")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the VEN (default 10)")
     p.add_argument("--local", action="store_true", help="ask over VIP RPC (as the platform's user)")
+    p.add_argument("--from-ven", action="store_true", help="ask the VEN with a status command instead of the shadow")
+    p.add_argument("--document", action="store_true", help="print the whole shadow document (desired, delta, version)")
     p.add_argument("--compact", action="store_true", help="print JSON on one line")
     add_connection_args(p)
     a = p.parse_args()
     if a.local:
         snapshot = local_call(VEN_IDENTITY, "get_status", timeout=a.timeout)
+    elif not a.from_ven:
+        with CloudClient(settings_from_args(a)) as client:
+            doc = client.shadow_get(a.timeout)
+        if a.document:
+            print_json(doc, a.compact)
+            return EXIT_OK
+        snapshot = (doc.get("state") or {}).get("reported")
     else:
         command = {"op": Op.STATUS.value, "correlationId": new_correlation_id("shadow"), "venId": a.ven_id}
         with CloudClient(settings_from_args(a)) as client:

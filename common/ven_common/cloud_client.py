@@ -244,6 +244,34 @@ class CloudClient:
             raise CliError(f"no ack from VEN '{self.s.thing}' within {timeout:g} s (command {cid} was delivered to "
                            f"the broker): is the VEN running? check ./scripts/ven_control.sh status", EXIT_UNREACHABLE) from None
 
+    def shadow_get(self, timeout: float) -> dict[str, Any]:
+        """The thing's classic shadow from the Device Shadow service (AWS IoT's, or the local
+        stand-in): ``get`` with a clientToken, answered on ``get/accepted`` or ``get/rejected``."""
+        token = new_correlation_id("shadow-get")
+        box: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        topics = self.s.topics
+
+        def on_answer(topic: str, payload: bytes) -> None:
+            try:
+                doc = json.loads(payload)
+            except ValueError:
+                return
+            if isinstance(doc, dict) and doc.get("clientToken") == token:
+                box.put((topic, doc))
+
+        self.subscribe(topics.shadow_get_accepted, on_answer)
+        self.subscribe(f"{topics.shadow_get}/rejected", on_answer)
+        self.publish(topics.shadow_get, {"clientToken": token})
+        try:
+            topic, doc = box.get(timeout=timeout)
+        except queue.Empty:
+            raise CliError(f"no answer from the Device Shadow service within {timeout:g} s: is it running? "
+                           "check ./scripts/ven_control.sh status (or use --from-ven)", EXIT_UNREACHABLE) from None
+        if topic.endswith("/rejected"):
+            raise CliError(f"the shadow service refused: {doc.get('code')} {doc.get('message')} "
+                           "(the VEN's bridge writes the shadow once it is connected)")
+        return doc
+
     def stream(self, topic: str, idle_timeout: float | None) -> Iterator[tuple[str, bytes]]:
         """Yield (topic, payload) as they arrive; CliError(4) after ``idle_timeout`` s of silence."""
         box: queue.Queue[tuple[str, bytes]] = queue.Queue()

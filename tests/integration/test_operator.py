@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.support.broker import LocalBroker, free_port
+from tests.support.cloud import CloudBackend, ShadowService
 from tests.support.device import PanelDevice
 from tests.support.system import REPO, Platform, settle, wait_until
 from tests.support.ven_checks import restore_idle
@@ -271,6 +272,7 @@ def test_register_errors_are_clear() -> None:
 # -- status ------------------------------------------------------------------------------
 
 def test_status_reports_platform_agents_bridge_and_web(platform: Platform, broker: LocalBroker, panel: PanelDevice,
+                                                       cloud: CloudBackend, shadows: ShadowService,
                                                        tmp_path: Path) -> None:
     """ven_control.sh status against the session's platform (VEN_ROOT laid out around it)."""
     root = tmp_path / "venroot"
@@ -281,8 +283,11 @@ def test_status_reports_platform_agents_bridge_and_web(platform: Platform, broke
     (root / "src").symlink_to(REPO)
     (root / "broker" / "mosquitto.pid").write_text(str(broker._proc.pid) if broker._proc else "")
     (root / "device" / "device.pid").write_text(str(panel.pid))
+    (root / "cloud").mkdir()
+    (root / "cloud" / "backend.pid").write_text(str(cloud.proc.pid if cloud.proc else ""))
+    (root / "cloud" / "shadow.pid").write_text(str(shadows.proc.pid if shadows.proc else ""))
     env = _env(VEN_ROOT=str(root), VOLTTRON_HOME_OVERRIDE=str(platform.vhome), BROKER_PORT=str(broker.port),
-               PANEL_PORT=str(panel.port))
+               PANEL_PORT=str(panel.port), BACKEND_PORT=str(cloud.port))
     result = subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "status"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -292,6 +297,8 @@ def test_status_reports_platform_agents_bridge_and_web(platform: Platform, broke
         assert f"agent      {identity}" in out
     assert "bridge     connected" in out
     assert f"device     building panel running (pid {panel.pid}, modbus://127.0.0.1:{panel.port})" in out
+    assert f"backend    local backend stand-in running (pid {cloud.proc.pid}, {cloud.url})" in out
+    assert "shadow     Device Shadow service stand-in running" in out
     assert f"web        {platform.web_url}/" in out and "ven_web_token" in out
 
 

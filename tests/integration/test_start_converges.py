@@ -38,7 +38,8 @@ def system(tmp_path: Path):
     root = tmp_path / "root"
     env = {k: v for k, v in os.environ.items() if k not in ("VOLTTRON_HOME", "IOT_ENDPOINT", "BACKEND_URL")}
     env.update(VEN_ROOT=str(root), VEN_VENV=sys.prefix, VEN_SRC_DIR=str(REPO), BROKER_PORT=str(free_port()),
-               WEB_PORT=str(free_port()), VEN_LOG=str(tmp_path / "ven.log"))
+               WEB_PORT=str(free_port()), VEN_LOG=str(tmp_path / "ven.log"), PANEL_PORT=str(free_port()),
+               BACKEND_PORT=str(free_port()))
     vendor = Path(os.environ.get("VEN_ROOT", "/nonexistent")) / "web-vendor"
     if (vendor / "node_modules/uplot/package.json").exists():
         env["VEN_WEB_VENDOR"] = str(vendor)
