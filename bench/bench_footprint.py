@@ -54,6 +54,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     m = machine()
+    m["building"] = os.environ.get("BENCH_BUILDING", "modbus")
     readings: list[float] = []
     lock = threading.Lock()
 
@@ -70,6 +71,10 @@ def main() -> int:
             time.sleep(a.settle)
             pids = system.pids()
             pids["mosquitto"] = system.broker._proc.pid
+            if system.panel is not None and system.building == "modbus":
+                pids["building panel (Modbus device)"] = system.panel.pid
+                for n, proxy in enumerate(protocol_proxies(system)):
+                    pids[f"protocol_proxy {n + 1} (driver child)"] = proxy
             start_ticks = {k: cpu_ticks(p) for k, p in pids.items()}
             t0 = time.monotonic()
             rss: dict[str, list[int]] = {k: [] for k in pids}
@@ -113,6 +118,22 @@ def main() -> int:
                          "window_s": round(wall, 1), "metering_readings_in_window": in_window, "processes": out,
                          "aims": {"rss_mb": 60, "cpu_pct": 1.0}})
     return 0
+
+
+def protocol_proxies(system: BenchSystem) -> list[int]:
+    """The Modbus driver's proxy processes of this benchmark's platform."""
+    assert system.platform is not None
+    mark = f"VOLTTRON_HOME={system.platform.vhome}".encode()
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if b"protocol_proxy" in (proc / "cmdline").read_bytes() and mark in (proc / "environ").read_bytes().split(b"\0"):
+                out.append(int(proc.name))
+        except OSError:
+            continue
+    return out
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
 
-from local_backend import dispatch, ingest
+from local_backend import dispatch, ingest, missing_certificate
 from local_backend.api import create_app
 from local_backend.store import Store
 
@@ -96,11 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="a VEN is online while its last message is at most this old (s)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for name in ("ca.pem", "cloud_backend.crt", "cloud_backend.key"):
-        if not (args.certs / name).exists():
-            print(f"local_backend: error: missing {args.certs / name}: run ./scripts/ven_control.sh start (dev PKI)",
-                  file=sys.stderr)
-            return 1
+    if missing_certificate(args.certs, "cloud_backend", "local_backend"):
+        return 1
     store = Store(args.db)
     consumer = Consumer(store, args.mqtt_host, args.mqtt_port, args.certs)
     consumer.start()

@@ -38,36 +38,36 @@ def _auto_register(store: Store, ven_id: str, now: float) -> None:
         store.bump("auto_registered")
 
 
+def _rejected(store: Store, topic: str, reason: str, payload: bytes, now: float) -> str:
+    store.reject(topic, reason, payload, now)
+    store.bump("rejected")
+    return f"rejected: {reason}"
+
+
+def _counted(store: Store, added: bool, counter: str) -> str:
+    """A row stored (counted under ``counter``), or a duplicate of one (counted as such)."""
+    store.bump(counter if added else "duplicates")
+    return "stored" if added else "duplicate"
+
+
 def handle(store: Store, topic: str, payload: bytes, now: float) -> str:
     """Store one message; returns what happened (``stored``, ``duplicate``, ``rejected: ...``)."""
     body, error = _decode(payload)
     if topic == METERING:
         problem = error or seed_reading_problem(body)
         if problem is not None:
-            store.reject(topic, problem, payload, now)
-            store.bump("rejected")
-            return f"rejected: {problem}"
+            return _rejected(store, topic, problem, payload, now)
         ven_id = body["venId"]
         _auto_register(store, ven_id, now)
         store.seen(ven_id, now)
-        if not store.add_reading(ven_id, body, now):
-            store.bump("duplicates")
-            return "duplicate"
-        store.bump("readings")
-        return "stored"
+        return _counted(store, store.add_reading(ven_id, body, now), "readings")
     if topic.startswith(ACK_PREFIX):
         ven_id = topic[len(ACK_PREFIX):]
         if error or not isinstance(body, dict):
-            store.reject(topic, error or "not a JSON object", payload, now)
-            store.bump("rejected")
-            return "rejected: not a JSON object"
+            return _rejected(store, topic, error or "not a JSON object", payload, now)
         if store.ven(ven_id):
             store.seen(ven_id, now)
-        if not store.add_ack(ven_id, body, now):
-            store.bump("duplicates")
-            return "duplicate"
-        store.bump("acks")
-        return "stored"
+        return _counted(store, store.add_ack(ven_id, body, now), "acks")
     if topic.startswith(TELEMETRY_PREFIX):
         ven_id = topic[len(TELEMETRY_PREFIX):]
         if isinstance(body, dict) and body.get("online") is False:

@@ -26,6 +26,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from local_backend import missing_certificate
 from local_backend.shadow_book import Shadow, ShadowBook
 
 _log = logging.getLogger("shadow_service")
@@ -63,11 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--certs", type=Path, required=True, help="folder with ca.pem and shadow_service.crt/.key")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for name in ("ca.pem", "shadow_service.crt", "shadow_service.key"):
-        if not (args.certs / name).exists():
-            print(f"shadow_service: error: missing {args.certs / name}: run ./scripts/ven_control.sh start (dev PKI)",
-                  file=sys.stderr)
-            return 1
+    if missing_certificate(args.certs, "shadow_service", "shadow_service"):
+        return 1
     args.dir.mkdir(parents=True, exist_ok=True)
     book = load(args.dir)
     lock = threading.Lock()

@@ -13,7 +13,8 @@ import pytest
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
 from tests.support.system import Platform, flood_bus, wait_until
-from tests.support.ven_checks import readings, seq_gaps
+from tests.support.cloud import CloudBackend
+from tests.support.ven_checks import THING, readings, seq_gaps
 
 pytestmark = pytest.mark.platform
 
@@ -21,7 +22,7 @@ HOUR_OF_READINGS = 3600
 
 
 def test_one_hour_backlog_drains_one_reading_per_message_under_100_publishes_per_second(
-        platform: Platform, broker: LocalBroker, certs) -> None:
+        platform: Platform, broker: LocalBroker, certs, cloud: CloudBackend) -> None:
     backend = Backend(certs, broker.port, client_id="backend-backlog", persistent=True).start()
     try:
         marker = uuid.uuid4().hex[:8]
@@ -46,6 +47,11 @@ def test_one_hour_backlog_drains_one_reading_per_message_under_100_publishes_per
         assert max(per_second.values()) <= 100, f"peak {max(per_second.values())} publishes/s"
         assert not seq_gaps([r["seq"] for r in readings(backend, reconnected - 1)])
         rate = HOUR_OF_READINGS / (drained - reconnected)
+        # The local backend stored them too, one seed-shaped row each: its sustained ingestion rate.
+        stored = wait_until(lambda: (rows := [r for r in cloud.readings(THING, 100_000) if r.get("flood") == marker])
+                            and len(rows) >= HOUR_OF_READINGS and rows, 60, 1.0, "the backend's rows of the backlog")
+        span = max(r["received_ts"] for r in stored) - min(r["received_ts"] for r in stored)
+        print(f"the local backend stored the {len(stored)} readings in {span:.1f} s ({len(stored) / span:.0f} rows/s)")
         print(f"backlog of {HOUR_OF_READINGS} readings drained one per message in {drained - reconnected:.1f} s "
               f"({rate:.0f} readings/s), peak {max(per_second.values())} publishes/s")
     finally:
