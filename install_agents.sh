@@ -159,7 +159,7 @@ ensure_agent platform.driver volttron-platform-driver==2.0.0rc9 \
 # The VEN's web page registers routes with platform.web and its state-changing RPCs are
 # protected: both are authorizations, granted before the agent (re)starts.
 VEN_PROTECTED_RPCS="handle_command send_event restore set_override apply_shadow_config"   # venagent/agent.py PROTECTED_RPCS
-OPERATORS="ven.operator ${VEN_EXTRA_OPERATORS:-}"
+OPERATORS="$(echo ven.operator ${VEN_EXTRA_OPERATORS:-})"   # echo: one space between names, none at the end
 authz_spec="$VEN_PROTECTED_RPCS|$OPERATORS"
 if ! stamp_is authz "$authz_spec"; then
     quiet vctl authz add agent ven.agent --rpc-capabilities platform.web.register_endpoint \

@@ -113,7 +113,7 @@ start_cloud_standins() {
     if [ -z "$(pid_of "$CLOUD_DIR/shadow.pid")" ]; then
         step "Starting the Device Shadow service stand-in (beside the local broker)"
         note_change "started the shadow service"
-        as_svc bash -c 'cd "$1" && setsid python -u -m local_backend.shadow_service --dir "$1/shadows" --mqtt-port "$2" --certs "$3" >>"$1/shadow.log" 2>&1 </dev/null & echo $! > "$1/shadow.pid"' _ \
+        as_svc bash -c 'cd "$1" || exit 1; setsid python -u -m local_backend.shadow_service --dir "$1/shadows" --mqtt-port "$2" --certs "$3" >>"$1/shadow.log" 2>&1 </dev/null & echo $! > "$1/shadow.pid"' _ \
             "$CLOUD_DIR" "$BROKER_PORT" "$RUNTIME_CERTS" </dev/null >/dev/null 2>&1
     fi
     if [ "$LOCAL_BACKEND" = 1 ] && [ -z "$(pid_of "$CLOUD_DIR/backend.pid")" ]; then
@@ -122,7 +122,7 @@ start_cloud_standins() {
         fi
         step "Starting the local backend stand-in on $BACKEND_URL (registration, events, telemetry ingestion)"
         note_change "started the local backend"
-        as_svc bash -c 'cd "$1" && setsid python -m local_backend --db "$1/backend.sqlite" --port "$2" --mqtt-port "$3" --certs "$4" >>"$1/backend.log" 2>&1 </dev/null & echo $! > "$1/backend.pid"' _ \
+        as_svc bash -c 'cd "$1" || exit 1; setsid python -m local_backend --db "$1/backend.sqlite" --port "$2" --mqtt-port "$3" --certs "$4" >>"$1/backend.log" 2>&1 </dev/null & echo $! > "$1/backend.pid"' _ \
             "$CLOUD_DIR" "$BACKEND_PORT" "$BROKER_PORT" "$RUNTIME_CERTS" </dev/null >/dev/null 2>&1
         wait_port "$BACKEND_PORT" 150 || die "the local backend did not open port $BACKEND_PORT: see $CLOUD_DIR/backend.log"
     fi
@@ -160,7 +160,7 @@ start_device() {
     note_change "started the building panel"
     local latch=()
     if [ "${PANEL_LATCHING:-0}" = 1 ]; then latch=(--state-file "$DEVICE_DIR/relays.json"); fi
-    as_svc bash -c 'cd "$1" && setsid python -m building_device --registry "$2" --port "$3" "${@:4}" >>"$1/device.log" 2>&1 </dev/null & echo $! > "$1/device.pid"' _ \
+    as_svc bash -c 'cd "$1" || exit 1; setsid python -m building_device --registry "$2" --port "$3" "${@:4}" >>"$1/device.log" 2>&1 </dev/null & echo $! > "$1/device.pid"' _ \
         "$DEVICE_DIR" "$VEN_SRC/config/driver/panel.csv" "$PANEL_PORT" "${latch[@]}" </dev/null >/dev/null 2>&1
     wait_port "$PANEL_PORT" 100 || die "the building panel did not open port $PANEL_PORT: see $DEVICE_DIR/device.log"
 }
