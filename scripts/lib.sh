@@ -127,7 +127,7 @@ sync_sources() {
     local updated
     updated="$(rsync -a --delete --itemize-changes --exclude .git --exclude 'certs/*' --exclude '__pycache__' \
         --exclude '.pytest_cache' --exclude '.hypothesis' --exclude 'tests/artifacts' --exclude 'bench/results/*.json' \
-        --exclude '*.egg-info' "$VEN_REPO/" "$VEN_SRC/" | grep -c '^[<>ch*]' || true)"
+        --exclude '*.egg-info' --exclude 'dist/' "$VEN_REPO/" "$VEN_SRC/" | grep -c '^[<>ch*]' || true)"
     if [ "$(id -u)" -eq 0 ]; then chown -R "$VEN_USER:$VEN_USER" "$VEN_SRC"; fi
     if [ "${updated:-0}" -gt 0 ]; then note_change "sources copied ($updated file(s) new or changed)"; fi
 }

@@ -170,19 +170,33 @@ start_platform() {
         info "VOLTTRON platform already running (pid $(platform_pid))"
         return
     fi
+    # The platform dies at once on a log it cannot write (e.g. left by another user's run): say so.
+    if ! as_svc bash -c 'if [ -e "$1" ]; then [ -w "$1" ]; else [ -w "$(dirname "$1")" ]; fi' _ "$VEN_LOG"; then
+        local owner
+        owner="$(stat -c %U "$VEN_LOG" 2>/dev/null || stat -c %U "$(dirname "$VEN_LOG")" 2>/dev/null || echo '?')"
+        die "cannot write $VEN_LOG (owned by $owner) as $VEN_USER: set VEN_LOG to another file or remove that one"
+    fi
     step "Starting the VOLTTRON platform (VOLTTRON_HOME=$VOLTTRON_HOME, log $VEN_LOG)"
     note_change "started the platform"
     seed_volttron_home "$VOLTTRON_HOME"
     ensure_web_config
     # A background job of a non-interactive shell has SIGINT ignored, and VOLTTRON then never
     # stops cleanly; the launcher resets SIGINT before exec (dispositions survive exec).
-    as_svc bash -c 'cd "$VOLTTRON_HOME" && setsid python "$1" volttron -v -l "$2" >>"$3" 2>&1 </dev/null &' _ \
-        "$VEN_SRC/scripts/sigint_exec.py" "$VEN_LOG" "$VEN_ROOT/log/volttron.out" </dev/null >/dev/null 2>&1
-    local i
+    as_svc bash -c 'cd "$VOLTTRON_HOME" || exit 1; setsid python "$1" volttron -v -l "$2" >>"$3" 2>&1 </dev/null & echo $! > "$4"' _ \
+        "$VEN_SRC/scripts/sigint_exec.py" "$VEN_LOG" "$VEN_ROOT/log/volttron.out" "$VEN_ROOT/run/platform.launch.pid" \
+        </dev/null >/dev/null 2>&1
+    local i launched
+    launched="$(cat "$VEN_ROOT/run/platform.launch.pid" 2>/dev/null || true)"
     for i in $(seq 360); do
         if platform_up; then
             info "platform up after $((i / 2)) s"
             return
+        fi
+        if [ -n "$launched" ] && ! kill -0 "$launched" 2>/dev/null; then
+            # Died while starting: its own last error, not a 180 s wait.
+            local why
+            why="$(grep -h -E 'Error|error|Exception|refus' "$VEN_ROOT/log/volttron.out" "$VEN_LOG" 2>/dev/null | tail -n 1 | cut -c1-300)"
+            die "the platform exited while starting: ${why:-no error logged} (see $VEN_ROOT/log/volttron.out)"
         fi
         sleep 0.5
     done

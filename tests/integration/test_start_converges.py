@@ -101,3 +101,20 @@ def _processes_of(root: Path) -> list[int]:
         if str(root).encode() in blob and int(proc.name) != os.getpid():
             out.append(int(proc.name))
     return out
+
+
+def test_start_names_an_unwritable_log_at_once(system, tmp_path: Path) -> None:
+    """The platform would die on its first log line; `start` says why, with the fix, in one line."""
+    env, root = system
+    log = tmp_path / "left-by-another-run.log"
+    log.write_text("")
+    log.chmod(0o444)
+    env = dict(env, VEN_LOG=str(log))
+    t0 = time.monotonic()
+    result = _control(env, "start", timeout=300)
+    took = time.monotonic() - t0
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors and f"cannot write {log}" in errors[-1] and "set VEN_LOG" in errors[-1], result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    print(f"unwritable log reported after {took:.1f} s: {errors[-1]}")

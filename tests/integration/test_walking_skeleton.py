@@ -28,7 +28,7 @@ def idle_ven(platform: Platform, backend: Backend) -> Platform:
     return platform
 
 
-def test_event_sheds_and_acks_over_mqtt(building: str, idle_ven: Platform, backend: Backend) -> None:
+def test_event_sheds_and_acks_over_mqtt(idle_ven: Platform, backend: Backend) -> None:
     before = wait_readings(backend, time.time(), 3)
     assert all(r["venId"] == THING for r in before)
     base = sum(r["power_kw"] for r in before[-3:]) / 3
