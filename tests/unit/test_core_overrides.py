@@ -87,3 +87,16 @@ def test_reconfigure_applies_new_config_override() -> None:
     assert dict(fx.writes) == {"HVAC": False}
     assert engine.status(T0 + 5)["overrides"] == {"HVAC": False}
 
+
+
+def test_a_shed_circuit_moved_to_another_device_is_switched_back_on_at_the_old_one() -> None:
+    """Its old relay would otherwise stay off for good: nobody writes that point any more."""
+    engine, building = _active()
+    assert engine.status(T0)["active_event"]["shed_circuits"] == ["Heater"]
+    data = engine.config.model_dump()
+    for c in data["circuits"]:
+        c["device"] = "campus/building/other"
+    fx = engine.reconfigure(T0 + 10, VenConfig.from_dict(data))
+    assert dict(fx.writes) == {"Heater": True}  # the shell writes it with the old config: the old device
+    status = engine.status(T0 + 10)
+    assert status["active_event"]["shed_circuits"] == [] and status["power_kw"] is None  # nothing read there yet

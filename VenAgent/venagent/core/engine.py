@@ -33,7 +33,7 @@ from ven_common.contract import BusTopics, Op, RejectReason, read_correlation_id
 
 from venagent.core.baseline import MeterBeforeBaseline, RollingMeanBaseline
 from venagent.core.cadence import MeteringCadence
-from venagent.core.circuits import CircuitSample, CircuitTracker
+from venagent.core.circuits import CircuitSample, CircuitState, CircuitTracker
 from venagent.core.commands import (
     CancelCommand,
     EventCommand,
@@ -362,14 +362,18 @@ class VenEngine:
     def reconfigure(self, now: float, config: VenConfig) -> Effects:
         fx = EffectsBuilder()
         removed = [n for n in self._circuits.configs if n not in config.circuits_by_name]
-        # Circuits leaving our control go back on first, while the shell can still resolve them.
+        # A circuit moved to another device or point leaves its old relay: like a removed one, it goes
+        # back on there first (the shell still writes with the old config); the event sheds it anew.
+        new_by_name = config.circuits_by_name
+        moved = [n for n, old in self._circuits.configs.items() if n in new_by_name
+                 and (old.device, old.enable_point) != (new_by_name[n].device, new_by_name[n].enable_point)]
         active = self._ctl.active()
         if active is not None:
-            for name in [n for n in active.shed_order if n in removed]:
+            for name in [n for n in active.shed_order if n in removed or n in moved]:
                 restore_on = active.pre_state.get(name) is not False
                 self._ctl.release(now, active, name, "restore", fx, write=restore_on)
             self._ctl.persist(now, active)
-        leftover = {s.name: True for s in self._ctl.drop_restores(removed) if s.name not in self._overrides}
+        leftover = {s.name: True for s in self._ctl.drop_restores([*removed, *moved]) if s.name not in self._overrides}
         fx.write(now, leftover, "restore", None)
         for name in removed:
             self._overrides.pop(name, None)
@@ -380,6 +384,8 @@ class VenEngine:
         self._health.grace_sec = config.stale_after_sec
         self._ctl.config = config
         self._circuits.reconfigure(config.circuits, config.meter is not None)
+        for name in moved:  # what we knew was about the old relay
+            self._circuits.states[name] = CircuitState()
         self._rolling = self._rolling.resized(config.baseline_samples)
         self._mv_baseline.window_sec = config.mv_baseline_window_sec
         for name, pinned in config.overrides.items():
