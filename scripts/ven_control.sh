@@ -253,6 +253,10 @@ cmd_stop() {
             kill -TERM "$pid" 2>/dev/null || true
         fi
     fi
+    # The stand-ins by their PIDs (they carry VOLTTRON_HOME too, so the sweep below would end them unnamed).
+    if stop_pidfile "$DEVICE_DIR/device.pid" "building panel"; then any=1; fi
+    if stop_pidfile "$CLOUD_DIR/backend.pid" "local backend"; then any=1; fi
+    if stop_pidfile "$CLOUD_DIR/shadow.pid" "shadow service"; then any=1; fi
     # Agents orphaned by an unclean platform exit carry our VOLTTRON_HOME in their environment.
     local p
     for p in $(pgrep -u "$VEN_USER" -f "python" 2>/dev/null || true); do
@@ -268,9 +272,6 @@ cmd_stop() {
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         rm -f "$BROKER_DIR/mosquitto.pid"
     fi
-    if stop_pidfile "$DEVICE_DIR/device.pid" "building panel"; then any=1; fi
-    if stop_pidfile "$CLOUD_DIR/backend.pid" "local backend"; then any=1; fi
-    if stop_pidfile "$CLOUD_DIR/shadow.pid" "shadow service"; then any=1; fi
     if [ "$any" -eq 0 ]; then
         info "nothing was running"
     else

@@ -195,12 +195,12 @@ class VenEngine:
         return active.mv.baseline_kw - total
 
     def _maybe_metering(self, now: float, fx: EffectsBuilder) -> None:
-        if self._circuits.total_kw() is None and not self.device_faults(now):
+        faults = self.device_faults(now)
+        if self._circuits.total_kw() is None and not faults:
             return  # nothing read yet, still within the start-up grace
         if not self._cadence.arrival(now):
             return
         active = self._ctl.active()
-        faults = self.device_faults(now)
         fx.publish(
             BusTopics.METERING,
             metering_view(
