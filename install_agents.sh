@@ -84,8 +84,10 @@ if [ "$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"
     say "npm install uplot@$UPLOT_VERSION into $WEB_VENDOR (chart library of the web page)"
     command -v npm >/dev/null 2>&1 || die "npm is missing: apt-get install npm (ven_control.sh start does), then run again"
     mkdir -p "$WEB_VENDOR"
-    npm install --prefix "$WEB_VENDOR" --no-audit --no-fund --no-save --no-update-notifier --loglevel=error "uplot@$UPLOT_VERSION" >/dev/null \
-        || die "npm install uplot@$UPLOT_VERSION failed: check access to the npm registry"
+    if ! npm install --prefix "$WEB_VENDOR" --no-audit --no-fund --no-save --no-update-notifier --loglevel=error \
+            "uplot@$UPLOT_VERSION" >"$WEB_VENDOR/npm-install.log" 2>&1; then
+        die "cannot install uplot@$UPLOT_VERSION from the npm registry $(npm config get registry 2>/dev/null): $(grep -E 'ERR' "$WEB_VENDOR/npm-install.log" | grep -v -E 'A complete log|^npm ERR! *$' | head -n 2 | tr '\n' ' ' | cut -c1-200); fix the network or npm_config_registry, then run start again"
+    fi
     CHANGED+=("npm install uplot@$UPLOT_VERSION")
 fi
 if [[ " $VEN_DEVICES " == *" modbus "* ]] && ! lib_registered volttron-lib-modbus-driver; then
@@ -149,6 +151,7 @@ ensure_agent() {
         changed "restarted $identity (new code)"
     elif [[ "$state" != *running* ]]; then
         quiet vctl start "$uuid"
+        if [[ "$state" =~ ^-?[0-9]+$ ]]; then state="stopped, exit $state"; fi
         changed "started $identity (was ${state:-not running})"
     fi
     stamp_set "agent_$identity" "$code"

@@ -20,6 +20,9 @@ _NEEDED = ("paho", "cryptography")
 
 
 def _candidates() -> list[Path]:
+    pythons = []
+    if os.environ.get("VEN_VENV"):   # ven_control.sh's override of the venv's place
+        pythons.append(Path(os.environ["VEN_VENV"]) / "bin/python")
     roots = []
     if os.environ.get("VEN_ROOT"):
         roots.append(Path(os.environ["VEN_ROOT"]))
@@ -27,7 +30,7 @@ def _candidates() -> list[Path]:
         roots.append(Path("/var/lib/volttron-ven"))
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local/share")
     roots += [Path(data) / "volttron-ven", Path("/var/lib/volttron-ven")]
-    return [root / "venv/bin/python" for root in roots]
+    return pythons + [root / "venv/bin/python" for root in roots]
 
 
 def ensure() -> None:

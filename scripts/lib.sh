@@ -45,7 +45,7 @@ note_change() { VEN_CHANGES+=("$1"); }
 
 step() { printf '==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }
-die() { printf 'error: %s\n' "$*" >&2; exit "${2:-1}"; }
+die() { printf 'error: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 # Run a command as the service user with the platform venv active. VOLTTRON refuses root,
 # and runuser keeps root's PATH (pyenv shims the user cannot read), hence the explicit env.
@@ -59,7 +59,7 @@ as_svc() {
     )
     local name
     for name in IOT_ENDPOINT IOT_PORT BACKEND_URL BENCH_BUILDING PANEL_LATCHING VEN_WEB_VENDOR VEN_EXTRA_OPERATORS VEN_TEST_ARGS VEN_LONG_FUZZ VEN_FUZZ_SEED PIP_INDEX_URL PIP_EXTRA_INDEX_URL \
-                PIP_FIND_LINKS PIP_CERT PIP_DEFAULT_TIMEOUT PIP_DISABLE_PIP_VERSION_CHECK PIP_CONSTRAINT \
+                PIP_FIND_LINKS PIP_CERT PIP_DEFAULT_TIMEOUT PIP_DISABLE_PIP_VERSION_CHECK PIP_CONSTRAINT PIP_CONFIG_FILE PIP_RETRIES PIP_NO_INDEX \
                 SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CURL_CA_BUNDLE HTTP_PROXY HTTPS_PROXY NO_PROXY \
                 http_proxy https_proxy no_proxy NODE_EXTRA_CA_CERTS npm_config_cafile npm_config_registry; do
         if [ -n "${!name:-}" ]; then envs+=("$name=${!name}"); fi
@@ -91,8 +91,15 @@ ensure_packages() {
         command -v sudo >/dev/null 2>&1 || die "missing Debian packages ${missing[*]}: run 'sudo apt-get install -y ${missing[*]}' once, or run this as root"
         sudo="sudo"
     fi
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    local out="${TMPDIR:-/tmp}/ven-apt.$$.log"
+    if ! { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+            && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$out" 2>&1; then
+        local why
+        why="$(grep -E '^(E|W):' "$out" | tail -n 1 | cut -c1-240)"
+        rm -f "$out"
+        die "cannot install the Debian packages ${missing[*]} from the apt repositories: ${why:-apt-get failed}; fix the network or /etc/apt/sources.list, or install them by hand, then run start again"
+    fi
+    rm -f "$out"
     note_change "installed ${missing[*]}"
     # Debian enables a system-wide mosquitto on port 1883; we run our own, so leave it alone
     # but make sure it does not hold our TLS port.
@@ -139,25 +146,61 @@ requirements_stamp() {
 }
 
 ensure_venv() {
-    local stamp_file="$VENV/.ven-requirements"
-    local want
+    local stamp_file="$VENV/.ven-requirements" want lacking=""
     want="$(requirements_stamp)"
     if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$want" ]; then
-        info "venv up to date ($VENV)"
-        return
+        # Same pins as last time: still installed? (a package removed by hand is put back here,
+        # not found later by an agent that crashes on start)
+        lacking="$(as_svc "$VENV/bin/python" "$VEN_SRC/scripts/venv_check.py" "$VEN_SRC/requirements.txt" \
+            --project ven-common --project ven-building-device --project ven-local-backend 2>/dev/null || echo "(check failed)")"
+        if [ -z "$lacking" ]; then
+            info "venv up to date ($VENV)"
+            return
+        fi
+        lacking="$(printf '%s' "$lacking" | tr '\n' ' ')"
+        step "The venv lacks ${lacking% }: installing the pinned versions"
+    else
+        step "Creating the venv with pinned versions ($VENV; about 30 s on a cold cache)"
     fi
-    step "Creating the venv with pinned versions ($VENV; about 30 s on a cold cache)"
     if [ ! -x "$VENV/bin/python" ]; then
         as_svc "$VEN_PYTHON" -m venv "$VENV"
     fi
-    as_svc "$VENV/bin/pip" install -q --disable-pip-version-check -r "$VEN_SRC/requirements.txt" 2>&1 \
-        | grep -v -E "^WARNING: Location|DEPRECATION: msgpack|^  DEPRECATION" || true
-    as_svc "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$VEN_SRC/common" \
-        -e "$VEN_SRC/building_device" -e "$VEN_SRC/local_backend" 2>&1 | grep -v -E "^WARNING: Location" || true
+    local out="$VEN_ROOT/tmp/pip-install.log"
+    if ! as_svc "$VENV/bin/pip" install -q --disable-pip-version-check -r "$VEN_SRC/requirements.txt" >"$out" 2>&1; then
+        pip_failed "$out" "${lacking:-the pinned packages of requirements.txt}"
+    fi
+    if ! as_svc "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$VEN_SRC/common" \
+            -e "$VEN_SRC/building_device" -e "$VEN_SRC/local_backend" >"$out" 2>&1; then
+        pip_failed "$out" "the project's packages (common, building_device, local_backend)"
+    fi
     as_svc "$VENV/bin/python" -c 'import volttron.client, paho.mqtt, pymodbus, fastapi, uvicorn, ven_common.contract, building_device.panel, local_backend.api' \
-        || die "the venv at $VENV is incomplete: delete it and run again"
+        || die "the venv at $VENV is incomplete after installing: delete it (rm -rf $VENV) and run ./scripts/ven_control.sh start again"
     as_svc bash -c "printf %s $want > $stamp_file"
-    note_change "venv (re)built with the pinned versions"
+    if [ -n "$lacking" ]; then
+        note_change "installed the venv's missing ${lacking% }"
+    else
+        note_change "venv (re)built with the pinned versions"
+    fi
+}
+
+# pip failed: one line naming what could not be installed, from which index, and pip's own reason.
+pip_failed() {   # log file, what was being installed
+    local index why probe
+    index="${PIP_INDEX_URL:-$(as_svc "$VENV/bin/pip" config get global.index-url 2>/dev/null || true)}"
+    probe="${index:-https://pypi.org/simple/}"
+    index="${index:-https://pypi.org/simple (PyPI)}"
+    # pip often says only "No matching distribution": ask the index itself whether it answers.
+    why="$(as_svc "$VENV/bin/python" -c '
+import sys, urllib.request
+try:
+    urllib.request.urlopen(sys.argv[1], timeout=10).close()
+except Exception as exc:
+    print("the index is unreachable (%s)" % (getattr(exc, "reason", None) or exc))
+' "$probe" 2>/dev/null || true)"
+    if [ -z "$why" ]; then
+        why="$(grep -E '^ERROR' "$1" | tail -n 1 | cut -c1-240)"
+    fi
+    die "cannot install $2 into $VENV from the Python package index $index: ${why:-see $1}; fix the network or PIP_INDEX_URL (or pip.conf) and run ./scripts/ven_control.sh start again"
 }
 
 # VOLTTRON's first start runs `poetry init` + `poetry add` of the whole venv against test-pypi,
@@ -199,10 +242,21 @@ ensure_test_browser() {
         || info "could not install chromium: the web page test will be skipped"
 }
 
+# Alive and not a zombie: a killed process whose parent is gone may stay a zombie here (PID 1 of
+# a container does not always reap), and `kill -0` would call it running.
+proc_alive() {
+    local state
+    state="$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)"
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 platform_pid() {
     local pid
     pid="$(cat "$VOLTTRON_HOME/VOLTTRON_PID" 2>/dev/null || true)"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf '%s' "$pid"; fi
+    # Ours only if that PID runs with this VOLTTRON_HOME (a PID reused after a crash is not).
+    if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "VOLTTRON_HOME=$VOLTTRON_HOME"; then
+        printf '%s' "$pid"
+    fi
 }
 
 vctl_svc() {

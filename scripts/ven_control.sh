@@ -39,10 +39,37 @@ Run '<command> --help' for a command's options.
 EOF
 }
 
-broker_pid() {
+# A pid file names our process only while that PID runs what we started there (its command line
+# carries this system's own paths or port): a PID reused by another program after a crash or a
+# reboot is not ours, is never signalled, and the part is started again. A process of ours whose
+# pid file was lost is found by the same mark and adopted, not started twice.
+owned_pid() {   # pid file, mark (a fixed string of our process's command line)
     local pid
-    pid="$(cat "$BROKER_DIR/mosquitto.pid" 2>/dev/null || true)"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf '%s' "$pid"; fi
+    pid="$(cat "$1" 2>/dev/null || true)"
+    if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"; then
+        printf '%s' "$pid"
+        return
+    fi
+    local regex
+    regex="$(printf '%s' "$2" | sed 's/[][\.*^$+?(){}|]/\\&/g')"
+    pid="$(pgrep -o -f -- "$regex" 2>/dev/null || true)"
+    if [ -n "$pid" ] && [ -w "$(dirname "$1")" ]; then
+        printf '%s' "$pid" > "$1"
+        if [ "$(id -u)" -eq 0 ]; then chown "$VEN_USER:$VEN_USER" "$1" 2>/dev/null || true; fi
+    fi
+    printf '%s' "$pid"
+}
+BROKER_MARK="mosquitto -c $BROKER_DIR/mosquitto.conf"
+SHADOW_MARK="local_backend.shadow_service --dir $CLOUD_DIR/shadows"
+BACKEND_MARK="local_backend --db $CLOUD_DIR/backend.sqlite"
+DEVICE_MARK="building_device --registry $VEN_SRC/config/driver/panel.csv --port $PANEL_PORT"
+broker_pid() { owned_pid "$BROKER_DIR/mosquitto.pid" "$BROKER_MARK"; }
+
+# A port someone else holds: one line naming the program (psutil, in the venv).
+port_taken() {   # port, whose port it is, the variable that moves it
+    local owner
+    owner="$(as_svc python "$VEN_SRC/scripts/port_owner.py" "$1" 2>/dev/null)" || return 0
+    die "port $1 ($2) is already in use by $owner: stop that program or set $3 to a free port"
 }
 
 wait_port() {
@@ -92,34 +119,27 @@ start_broker() {
     step "Starting the local AWS IoT stand-in: mosquitto, mTLS, per-thing ACL, 127.0.0.1:$BROKER_PORT"
     note_change "started the broker"
     as_svc mkdir -p "$BROKER_DIR/data"
+    port_taken "$BROKER_PORT" "the local broker's" BROKER_PORT
     as_svc python -m ven_common.broker_conf --port "$BROKER_PORT" --pki "$RUNTIME_CERTS" --dir "$BROKER_DIR" >/dev/null
-    if (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; then
-        die "port $BROKER_PORT is already in use by another program: stop it or set BROKER_PORT"
-    fi
     as_svc bash -c 'setsid mosquitto -c "$1/mosquitto.conf" >>"$1/mosquitto.out" 2>&1 </dev/null & echo $! > "$1/mosquitto.pid"' _ "$BROKER_DIR" </dev/null >/dev/null 2>&1
     wait_port "$BROKER_PORT" 100 || die "mosquitto did not open port $BROKER_PORT: see $BROKER_DIR/mosquitto.log"
 }
 
-pid_of() {   # pid file -> the pid, when that process is alive
-    local pid
-    pid="$(cat "$1" 2>/dev/null || true)"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf '%s' "$pid"; fi
-}
+shadow_pid() { owned_pid "$CLOUD_DIR/shadow.pid" "$SHADOW_MARK"; }
+backend_pid() { owned_pid "$CLOUD_DIR/backend.pid" "$BACKEND_MARK"; }
 
 # The cloud side's stand-ins (only with the local broker): the Device Shadow service, and the
 # backend (registration, EventCommandService, telemetry ingestion) when BACKEND_URL is unset.
 start_cloud_standins() {
     if [ -n "${IOT_ENDPOINT:-}" ]; then return; fi
-    if [ -z "$(pid_of "$CLOUD_DIR/shadow.pid")" ]; then
+    if [ -z "$(shadow_pid)" ]; then
         step "Starting the Device Shadow service stand-in (beside the local broker)"
         note_change "started the shadow service"
         as_svc bash -c 'cd "$1" || exit 1; setsid python -u -m local_backend.shadow_service --dir "$1/shadows" --mqtt-port "$2" --certs "$3" >>"$1/shadow.log" 2>&1 </dev/null & echo $! > "$1/shadow.pid"' _ \
             "$CLOUD_DIR" "$BROKER_PORT" "$RUNTIME_CERTS" </dev/null >/dev/null 2>&1
     fi
-    if [ "$LOCAL_BACKEND" = 1 ] && [ -z "$(pid_of "$CLOUD_DIR/backend.pid")" ]; then
-        if (exec 3<>"/dev/tcp/127.0.0.1/$BACKEND_PORT") 2>/dev/null; then
-            die "port $BACKEND_PORT (the local backend's) is already in use by another program: stop it, set BACKEND_PORT, or set BACKEND_URL to your backend"
-        fi
+    if [ "$LOCAL_BACKEND" = 1 ] && [ -z "$(backend_pid)" ]; then
+        port_taken "$BACKEND_PORT" "the local backend's" "BACKEND_PORT (or BACKEND_URL to your own backend)"
         step "Starting the local backend stand-in on $BACKEND_URL (registration, events, telemetry ingestion)"
         note_change "started the local backend"
         as_svc bash -c 'cd "$1" || exit 1; setsid python -m local_backend --db "$1/backend.sqlite" --port "$2" --mqtt-port "$3" --certs "$4" >>"$1/backend.log" 2>&1 </dev/null & echo $! > "$1/backend.pid"' _ \
@@ -128,22 +148,17 @@ start_cloud_standins() {
     fi
 }
 
-stop_pidfile() {   # pid file, name
-    local pid
-    pid="$(pid_of "$1")"
+stop_owned() {   # pid, pid file, name
+    local pid="$1"
     [ -n "$pid" ] || return 1
-    step "Stopping the $2 (pid $pid)"
+    step "Stopping the $3 (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do proc_alive "$pid" || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
-    rm -f "$1"
+    rm -f "$2"
 }
 
-device_pid() {
-    local pid
-    pid="$(cat "$DEVICE_DIR/device.pid" 2>/dev/null || true)"
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then printf '%s' "$pid"; fi
-}
+device_pid() { owned_pid "$DEVICE_DIR/device.pid" "$DEVICE_MARK"; }
 
 # The building's Modbus panel runs in its own process, before the platform (the driver reads it).
 # Its relays survive the VEN's crashes; PANEL_LATCHING=1 also keeps them across its own restart.
@@ -153,9 +168,7 @@ start_device() {
         info "building panel already running (pid $(device_pid), modbus://127.0.0.1:$PANEL_PORT)"
         return
     fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PANEL_PORT") 2>/dev/null; then
-        die "port $PANEL_PORT (the building panel's Modbus port) is already in use by another program: stop it or set PANEL_PORT"
-    fi
+    port_taken "$PANEL_PORT" "the building panel's Modbus port" PANEL_PORT
     step "Starting the building panel: Modbus TCP device on 127.0.0.1:$PANEL_PORT"
     note_change "started the building panel"
     local latch=()
@@ -170,6 +183,20 @@ start_platform() {
         info "VOLTTRON platform already running (pid $(platform_pid))"
         return
     fi
+    local alive
+    alive="$(platform_pid)"
+    if [ -n "$alive" ]; then
+        # Running but not answering: still starting, or hung. Give it a while, never a second platform.
+        local _
+        for _ in $(seq 60); do platform_up && break; sleep 0.5; done
+        if platform_up; then
+            info "VOLTTRON platform answered after a wait (pid $alive)"
+            return
+        fi
+        die "the VOLTTRON platform (pid $alive) runs but does not answer vctl after 30 s: run ./scripts/ven_control.sh stop, then start"
+    fi
+    end_orphans
+    port_taken "$WEB_PORT" "the web page's" WEB_PORT
     # The platform dies at once on a log it cannot write (e.g. left by another user's run): say so.
     if ! as_svc bash -c 'if [ -e "$1" ]; then [ -w "$1" ]; else [ -w "$(dirname "$1")" ]; fi' _ "$VEN_LOG"; then
         local owner
@@ -182,6 +209,15 @@ start_platform() {
     ensure_web_config
     # A background job of a non-interactive shell has SIGINT ignored, and VOLTTRON then never
     # stops cleanly; the launcher resets SIGINT before exec (dispositions survive exec).
+    # VOLTTRON refuses to start while VOLTTRON_PID names a live PID, even a zombie or another
+    # program that got the dead platform's PID: that file is stale once the platform is not ours.
+    if [ -f "$VOLTTRON_HOME/VOLTTRON_PID" ]; then
+        info "removing the stale $VOLTTRON_HOME/VOLTTRON_PID (pid $(cat "$VOLTTRON_HOME/VOLTTRON_PID" 2>/dev/null) is not this platform)"
+        as_svc rm -f "$VOLTTRON_HOME/VOLTTRON_PID"
+    fi
+    local out_before log_before
+    out_before="$(stat -c %s "$VEN_ROOT/log/volttron.out" 2>/dev/null || echo 0)"
+    log_before="$(stat -c %s "$VEN_LOG" 2>/dev/null || echo 0)"
     as_svc bash -c 'cd "$VOLTTRON_HOME" || exit 1; setsid python "$1" volttron -v -l "$2" >>"$3" 2>&1 </dev/null & echo $! > "$4"' _ \
         "$VEN_SRC/scripts/sigint_exec.py" "$VEN_LOG" "$VEN_ROOT/log/volttron.out" "$VEN_ROOT/run/platform.launch.pid" \
         </dev/null >/dev/null 2>&1
@@ -192,15 +228,45 @@ start_platform() {
             info "platform up after $((i / 2)) s"
             return
         fi
-        if [ -n "$launched" ] && ! kill -0 "$launched" 2>/dev/null; then
-            # Died while starting: its own last error, not a 180 s wait.
+        if [ -n "$launched" ] && ! proc_alive "$launched"; then
+            # Died while starting: its own last words (this launch's only), not a 180 s wait.
             local why
-            why="$(grep -h -E 'Error|error|Exception|refus' "$VEN_ROOT/log/volttron.out" "$VEN_LOG" 2>/dev/null | tail -n 1 | cut -c1-300)"
+            why="$(tail -c +"$((out_before + 1))" "$VEN_ROOT/log/volttron.out" 2>/dev/null | grep -v -i -E 'warn|^\s*$' | tail -n 1 | cut -c1-300)"
+            if [ -z "$why" ]; then
+                why="$(tail -c +"$((log_before + 1))" "$VEN_LOG" 2>/dev/null | grep -E 'Error|Exception|refus' | tail -n 1 | cut -c1-300)"
+            fi
             die "the platform exited while starting: ${why:-no error logged} (see $VEN_ROOT/log/volttron.out)"
         fi
         sleep 0.5
     done
     die "the platform did not come up in 180 s: see $VEN_LOG and $VEN_ROOT/log/volttron.out"
+}
+
+# Agents of a platform that died (killed, crashed) keep running and would reconnect to the next
+# platform beside the ones it starts: two VENs driving one building. End them first. They are the
+# processes the platform started for this VOLTTRON_HOME (it gives each AGENT_UUID; the driver's
+# protocol proxies inherit it), so an operator's own tool carrying VOLTTRON_HOME is left alone.
+platform_children() {
+    local p
+    for p in $(pgrep -u "$VEN_USER" 2>/dev/null || true); do
+        [ "$p" != "$$" ] || continue
+        tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null \
+            | awk -v home="VOLTTRON_HOME=$VOLTTRON_HOME" '$0 == home {h=1} /^AGENT_UUID=/ {a=1} END {exit !(h && a)}' \
+            && printf '%s\n' "$p"
+    done
+    return 0
+}
+end_orphans() {
+    local p pids
+    pids="$(platform_children)"
+    [ -n "$pids" ] || return 0
+    local n
+    n="$(printf '%s\n' "$pids" | wc -l)"
+    info "ending $n agent process(es) left by a platform that died (they would join the new one twice)"
+    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+    for _ in $(seq 50); do [ -n "$(platform_children)" ] || break; sleep 0.1; done
+    for p in $(platform_children); do kill -KILL "$p" 2>/dev/null || true; done
+    note_change "ended $n orphaned agent process(es)"
 }
 
 # Convergent: every step checks its part and brings up only what is missing, so a second `start`
@@ -226,6 +292,12 @@ cmd_start() {
     as_svc env VEN_CHANGES_FILE="$changes_file" bash "$VEN_SRC/install_agents.sh"
     local line
     while IFS= read -r line; do [ -z "$line" ] || note_change "$line"; done < <(as_svc cat "$changes_file" 2>/dev/null || true)
+    # An agent just (re)started answers RPC a moment later: wait for the bridge before judging.
+    local _
+    for _ in $(seq 30); do
+        as_svc python "$VEN_SRC/scripts/ven_rpc.py" ven.bridge get_status --timeout 3 >/dev/null 2>&1 && break
+        sleep 1
+    done
     step "Up in $((SECONDS - t0)) s"
     local rc=0
     cmd_status || rc=$?
@@ -247,29 +319,25 @@ cmd_stop() {
         any=1
         step "Stopping the VOLTTRON platform (pid $pid)"
         vctl_svc shutdown --platform >/dev/null 2>&1 || kill -INT "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        if kill -0 "$pid" 2>/dev/null; then
+        for _ in $(seq 100); do proc_alive "$pid" || break; sleep 0.2; done
+        if proc_alive "$pid"; then
             info "platform still running after 20 s: sending SIGTERM"
             kill -TERM "$pid" 2>/dev/null || true
         fi
     fi
     # The stand-ins by their PIDs (they carry VOLTTRON_HOME too, so the sweep below would end them unnamed).
-    if stop_pidfile "$DEVICE_DIR/device.pid" "building panel"; then any=1; fi
-    if stop_pidfile "$CLOUD_DIR/backend.pid" "local backend"; then any=1; fi
-    if stop_pidfile "$CLOUD_DIR/shadow.pid" "shadow service"; then any=1; fi
-    # Agents orphaned by an unclean platform exit carry our VOLTTRON_HOME in their environment.
+    if stop_owned "$(device_pid)" "$DEVICE_DIR/device.pid" "building panel"; then any=1; fi
+    if stop_owned "$(backend_pid)" "$CLOUD_DIR/backend.pid" "local backend"; then any=1; fi
+    if stop_owned "$(shadow_pid)" "$CLOUD_DIR/shadow.pid" "shadow service"; then any=1; fi
+    # Agents orphaned by an unclean platform exit (started by it: AGENT_UUID in their environment).
     local p
-    for p in $(pgrep -u "$VEN_USER" -f "python" 2>/dev/null || true); do
-        if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "VOLTTRON_HOME=$VOLTTRON_HOME"; then
-            kill -TERM "$p" 2>/dev/null && any=1 || true
-        fi
-    done
+    for p in $(platform_children); do kill -TERM "$p" 2>/dev/null && any=1 || true; done
     pid="$(broker_pid)"
     if [ -n "$pid" ]; then
         any=1
         step "Stopping the local broker (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 50); do proc_alive "$pid" || break; sleep 0.1; done
         rm -f "$BROKER_DIR/mosquitto.pid"
     fi
     if [ "$any" -eq 0 ]; then
@@ -284,15 +352,29 @@ cmd_status() {
     local rc=0
     if platform_up; then
         printf 'platform   running (pid %s, VOLTTRON_HOME=%s)\n' "$(platform_pid)" "$VOLTTRON_HOME"
+        # Each agent the system needs, running; otherwise what is wrong and the command that fixes it.
         vctl_svc --json status 2>/dev/null | "$VENV/bin/python" -c '
 import json, sys
-rows = json.load(sys.stdin)
-rows = rows.values() if isinstance(rows, dict) else rows
+try:
+    rows = json.load(sys.stdin)
+except ValueError:
+    rows = []
+rows = list(rows.values() if isinstance(rows, dict) else rows)
+bad = 0
 for r in rows:
     print("agent      %-16s %-24s %s" % (r.get("identity", "?"), r.get("status", "?"), r.get("name", "")))
-' || true
+seen = {r.get("identity"): str(r.get("status", "")) for r in rows}
+for identity in sys.argv[1:]:
+    if identity not in seen:
+        print("agent      %-16s not installed: ./scripts/ven_control.sh start installs it" % identity)
+        bad = 1
+    elif "running" not in seen[identity]:
+        print("agent      %-16s not running (%s): ./scripts/ven_control.sh start starts it" % (identity, seen[identity] or "stopped"))
+        bad = 1
+sys.exit(3 if bad else 0)
+' platform.driver ven.agent ven.bridge || rc=3
     else
-        echo "platform   not running"
+        echo "platform   not running: ./scripts/ven_control.sh start starts it"
         rc=3
     fi
     if [ -n "${IOT_ENDPOINT:-}" ]; then
@@ -300,20 +382,20 @@ for r in rows:
     elif [ -n "$(broker_pid)" ]; then
         echo "broker     running (pid $(broker_pid), mqtts://127.0.0.1:$BROKER_PORT)"
     else
-        echo "broker     not running"
+        echo "broker     not running: ./scripts/ven_control.sh start starts it"
         rc=3
     fi
     if [ -z "${IOT_ENDPOINT:-}" ]; then
-        if [ -n "$(pid_of "$CLOUD_DIR/shadow.pid")" ]; then
-            echo "shadow     Device Shadow service stand-in running (pid $(pid_of "$CLOUD_DIR/shadow.pid"))"
+        if [ -n "$(shadow_pid)" ]; then
+            echo "shadow     Device Shadow service stand-in running (pid $(shadow_pid))"
         else
             echo "shadow     Device Shadow service stand-in not running (./scripts/ven_control.sh start brings it up)"
             rc=3
         fi
     fi
     if [ "$LOCAL_BACKEND" = 1 ]; then
-        if [ -n "$(pid_of "$CLOUD_DIR/backend.pid")" ]; then
-            echo "backend    local backend stand-in running (pid $(pid_of "$CLOUD_DIR/backend.pid"), $BACKEND_URL)"
+        if [ -n "$(backend_pid)" ]; then
+            echo "backend    local backend stand-in running (pid $(backend_pid), $BACKEND_URL)"
         else
             echo "backend    local backend stand-in not running (./scripts/ven_control.sh start brings it up)"
             rc=3
@@ -332,8 +414,10 @@ for r in rows:
         echo "device     simbuilding (in the driver's process)"
     fi
     if platform_up; then
-        as_svc python "$VEN_SRC/scripts/ven_rpc.py" ven.bridge get_status --format bridge 2>/dev/null \
-            || echo "bridge     status unavailable (agent not running?)"
+        if ! as_svc python "$VEN_SRC/scripts/ven_rpc.py" ven.bridge get_status --format bridge 2>/dev/null; then
+            echo "bridge     no answer from ven.bridge: ./scripts/ven_control.sh start (re)starts it; its log: ./scripts/ven_control.sh logs"
+            rc=3
+        fi
         local web_url
         web_url="$(sed -n 's/^bind-web-address *= *//p' "$VOLTTRON_HOME/config" 2>/dev/null | head -n 1)"
         if [ -n "$web_url" ]; then
@@ -372,8 +456,14 @@ svc_tool() {
 }
 
 main() {
-    local verb="${1:-}"
+    local verb="${1:-}" a
     [ $# -gt 0 ] && shift
+    for a in "$@"; do
+        # What a shell makes of `\ ` before a comment (the guide's Quick Reference prints one).
+        if [ -z "${a//[[:space:]]/}" ]; then
+            die "$verb got an argument that is only spaces: a backslash followed by spaces or a comment does not continue the line in a shell, so the options on the next line were not passed; put all of the command's options on one line" 2
+        fi
+    done
     case "$verb" in
         start) cmd_start "$@" ;;
         stop) cmd_stop "$@" ;;

@@ -14,6 +14,7 @@ import pytest
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker, free_port
 from tests.support.cloud import CloudBackend, ShadowService
+from tests.support.controlled import System, controlled_system
 from tests.support.device import PanelDevice
 from tests.support.system import Platform
 
@@ -71,6 +72,19 @@ def platform(tmp_path_factory: pytest.TempPathFactory, broker: LocalBroker, pane
         yield p
     finally:
         p.stop()
+
+
+@pytest.fixture(scope="session")
+def controlled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """A system started by the real `ven_control.sh start` (the start matrix, the guide run as a test).
+
+    Not started here: its first test starts it. Stopped at the end (its tests end with `stop`).
+    """
+    system = controlled_system(tmp_path_factory.mktemp("controlled"))
+    try:
+        yield system
+    finally:
+        system.control("stop", timeout=180)
 
 
 @pytest.fixture()

@@ -55,6 +55,8 @@ from venagent.core.shedding import EPS_KW
 from venagent.core.views import accepted_ack, kw, metering_view, shortfall_note, status_view
 
 HISTORY_LIMIT = 100
+# The status (and so the shadow) is refreshed at least this often, also when nothing changed.
+STATUS_REFRESH_SEC = 30.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class VenEngine:
         self._handlers = CommandHandlers(self._ctl, store)
         self._cadence = MeteringCadence(config.metering_interval_sec)
         self._status_key: str | None = None
+        self._status_at = float("-inf")
 
     @staticmethod
     def _initial_overrides(config: VenConfig, store: VenStore) -> dict[str, bool]:
@@ -217,7 +220,10 @@ class VenEngine:
         )
 
     def _maybe_status(self, now: float, fx: EffectsBuilder) -> None:
-        """Publish status when something a listener acts on changed (not on every kW wiggle)."""
+        """Publish status when something a listener acts on changed (not on every kW wiggle): the
+        event, the schedule, overrides, device faults, which circuits are on and which readings are
+        stale; and at least every STATUS_REFRESH_SEC, so the shadow's kW are never older than that
+        (a status taken before the first reading, with null kW, is replaced at once)."""
         active = self._ctl.active()
         key = json.dumps(
             [
@@ -225,10 +231,13 @@ class VenEngine:
                 [[e.event_id, e.requested_shed_kw, e.start_ts, e.end_ts] for e in self._ctl.scheduled()],
                 sorted(self._overrides.items()),
                 sorted((f.device, f.kind) for f in self.device_faults(now)),
+                sorted(self._circuits.snapshot_enabled().items()),
+                self._circuits.stale_circuits(now),
             ]
         )
-        if key != self._status_key:
+        if key != self._status_key or now - self._status_at >= STATUS_REFRESH_SEC:
             self._status_key = key
+            self._status_at = now
             fx.publish(BusTopics.STATUS, self.status(now))
 
     # commands
