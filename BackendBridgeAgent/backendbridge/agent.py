@@ -12,7 +12,7 @@ from __future__ import annotations
 
 # volttron.client monkey-patches socket/ssl/os on import; it must come before anything that
 # imports ssl (requests, paho), or those keep references to the unpatched module.
-import volttron.utils as utils  # isort: skip
+from volttron import utils  # isort: skip
 from volttron.client.vip.agent import RPC, Agent, Core  # isort: skip
 from volttron.utils.commands import vip_main  # isort: skip
 from volttron.client.vip.agent.errors import Unreachable, VIPError  # isort: skip
@@ -32,8 +32,14 @@ import gevent.queue
 from ven_common.contract import ACK_SOURCE_MQTT, VEN_IDENTITY, BusTopics
 
 from backendbridge.batching import KIND_SHADOW, KIND_SHADOW_GET
-from backendbridge.bridge import (FORWARDED_BUS_TOPICS, CommandPipeline, Routed, VenFailed, VenUnreachable,
-                                  route_bus_message)
+from backendbridge.bridge import (
+    FORWARDED_BUS_TOPICS,
+    CommandPipeline,
+    Routed,
+    VenFailed,
+    VenUnreachable,
+    route_bus_message,
+)
 from backendbridge.config import BridgeConfig, ConfigError, load_config
 from backendbridge.drain import Drainer
 from backendbridge.gevent_link import GeventHandoff

@@ -119,7 +119,7 @@ class BridgeConfig(_Frozen):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _cross_field(self) -> "BridgeConfig":
+    def _cross_field(self) -> BridgeConfig:
         problems: list[str] = []
         if self.reconnect_min_sec > self.reconnect_max_sec:
             problems.append("reconnect_min_sec must be <= reconnect_max_sec")
@@ -130,7 +130,7 @@ class BridgeConfig(_Frozen):
             raise ValueError("; ".join(problems))
         return self
 
-    def mqtt_topics(self) -> "BridgeTopics":
+    def mqtt_topics(self) -> BridgeTopics:
         return BridgeTopics(
             thing=self.thing_name,
             metering=self.topics.metering,

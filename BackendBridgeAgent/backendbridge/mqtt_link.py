@@ -18,6 +18,7 @@ and only replaces the delay policy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -244,10 +245,8 @@ class CloudLink:
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         # paho never sets it; without it a command->ack round trip stalls on delayed ACKs.
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            pass
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -260,7 +259,7 @@ class CloudLink:
         self.last_connect = self._wall()
         self._backoff.connected(self._clock())
         # Always resubscribe: AWS may have expired the persistent session (1 h default).
-        result, mid = client.subscribe([(topic, 1) for topic in self.settings.subscriptions()])
+        _result, mid = client.subscribe([(topic, 1) for topic in self.settings.subscriptions()])
         self._sub_mid = mid
         _log.info(
             "connected to %s:%s (session_present=%s)", self.settings.endpoint, self.settings.port, self._session_present

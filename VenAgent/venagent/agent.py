@@ -7,31 +7,39 @@ Circuits are reached only through ``platform.driver`` so any driver can replace 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import gevent
 import gevent.lock
 import gevent.queue
-
+from volttron import utils
 from volttron.client.vip.agent import RPC, Agent, Core
 from volttron.utils.commands import vip_main
-import volttron.utils as utils
 
-from ven_common.contract import (DEFAULT_THING_NAME, DRIVER_IDENTITY, BusTopics, RejectReason, read_correlation_id,
-                                 reject_ack)
+from ven_common.contract import (
+    DEFAULT_THING_NAME,
+    DRIVER_IDENTITY,
+    BusTopics,
+    RejectReason,
+    read_correlation_id,
+    reject_ack,
+)
+
+from venagent import proxy_reaper
 from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
 from venagent.core.config import apply_desired_settings
-from venagent.web import VenWeb
 from venagent.journal import Journal
-from venagent import proxy_reaper
+from venagent.web import VenWeb
 
 _log = logging.getLogger(__name__)
 __version__ = "0.1.0"
@@ -220,9 +228,8 @@ class VenAgent(Agent):
     def _publish_messages(self, effects: Effects, reason: str, source: str | None) -> None:
         for topic, message in effects.messages:
             self._web.observe(topic, message)
-            if source is not None and topic == BusTopics.ACK:
-                message = dict(message, source=source)
-            self._publish(topic, message, source or reason)
+            sent = dict(message, source=source) if source is not None and topic == BusTopics.ACK else message
+            self._publish(topic, sent, source or reason)
 
     def _publish_later(self, effects: Effects, reason: str, source: str | None) -> None:
         """Publish after the command's RPC has returned its ack: every pubsub publish costs ~3.5 ms
@@ -384,7 +391,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         sys.exit(main())
-    except KeyboardInterrupt:
-        pass

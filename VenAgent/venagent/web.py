@@ -25,8 +25,9 @@ import os
 import shutil
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import gevent
@@ -88,7 +89,7 @@ def _response(status: str, body: dict[str, Any]) -> list[Any]:
 
 
 class VenWeb:
-    def __init__(self, agent: "VenAgent", vhome: Path | None = None) -> None:
+    def __init__(self, agent: VenAgent, vhome: Path | None = None) -> None:
         from volttron.client.vip.agent.subsystems.web import WebSubSystem
 
         self._agent = agent
@@ -259,7 +260,7 @@ class VenWeb:
         handlers: dict[str, Callable[[], dict[str, Any]]] = {
             Op.EVENT.value: lambda: self._agent.send_event(
                 data.get("shed_kw"), data.get("duration_sec"), event_id=data.get("event_id") or None),
-            Op.RESTORE.value: lambda: self._agent.restore(),
+            Op.RESTORE.value: self._agent.restore,
         }
         if op not in handlers:
             return _response("400 Bad Request", {"detail": "op must be 'event' or 'restore'"})

@@ -21,9 +21,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ven_common.contract import BACKEND_IDENTITY, DEFAULT_THING_NAME, MqttTopics
 
@@ -126,7 +127,7 @@ class CloudClient:
         self._client: Any = None
 
     # connection --------------------------------------------------------------------
-    def __enter__(self) -> "CloudClient":
+    def __enter__(self) -> CloudClient:
         self.connect()
         return self
 
@@ -160,7 +161,7 @@ class CloudClient:
         except ssl.SSLError as exc:
             raise CliError(f"{unreachable[0]}: TLS handshake failed ({exc.reason or exc}); the broker may have refused "
                            f"the certificate {cert}", EXIT_UNREACHABLE) from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise CliError(f"{unreachable[0]}: no answer in {self.s.connect_timeout:g} s; {hint}", EXIT_UNREACHABLE) from None
         except OSError as exc:
             raise CliError(f"{unreachable[0]}: {exc.strerror or exc}; {hint}", EXIT_UNREACHABLE) from None

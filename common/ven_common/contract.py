@@ -260,7 +260,10 @@ def seed_reading_problem(body: Any) -> str | None:
             return f"{key} missing or not a number"
     if "active_event" not in body or not (body["active_event"] is None or isinstance(body["active_event"], str)):
         return "active_event missing or not a string/null"
-    circuits = body.get("circuits")
+    return _seed_circuits_problem(body.get("circuits"))
+
+
+def _seed_circuits_problem(circuits: Any) -> str | None:
     if not isinstance(circuits, list):
         return "circuits missing"
     for c in circuits:

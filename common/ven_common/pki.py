@@ -110,7 +110,7 @@ class PkiPaths:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _new_key() -> rsa.RSAPrivateKey:

@@ -15,7 +15,6 @@ from typing import Any
 
 import gevent
 import gevent.event
-
 from volttron.client.vip.agent import Agent
 from volttron.types.agent_context import AgentOptions
 from volttron.types.auth.auth_credentials import VolttronCredentials
@@ -27,7 +26,8 @@ class VipClientError(RuntimeError):
 
 def _vctl(vhome: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, VOLTTRON_HOME=str(vhome))
-    return subprocess.run(["vctl", *args], cwd=vhome, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(["vctl", *args], cwd=vhome, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def ensure_credentials(vhome: Path, identity: str) -> Path:

@@ -114,7 +114,8 @@ class EventController:
 
     # lifecycle
     def transition(
-        self, now: float, event: EventRecord, trigger: Trigger, fx: EffectsBuilder, *, new: bool = False, ended_by: str | None = None
+        self, now: float, event: EventRecord, trigger: Trigger, fx: EffectsBuilder, *, new: bool = False,
+        ended_by: str | None = None,
     ) -> None:
         previous = None if new else event.state
         event.state = next_state(previous, trigger, GuardContext(now, event.start_ts, event.end_ts))
@@ -292,7 +293,8 @@ class EventController:
         self.persist(now, event)
 
     def end(
-        self, now: float, event: EventRecord, trigger: Trigger, ended_by: str, fx: EffectsBuilder, *, end_ts: float, restore_from: float
+        self, now: float, event: EventRecord, trigger: Trigger, ended_by: str, fx: EffectsBuilder, *, end_ts: float,
+        restore_from: float,
     ) -> dict[str, Any] | None:
         """Complete/cancel an active event: close M&V, report, plan the staggered restore."""
         self.transition(now, event, trigger, fx, ended_by=ended_by)

@@ -50,8 +50,8 @@ from venagent.core.errors import UnknownCircuitError
 from venagent.core.handlers import CommandConflict, CommandHandlers
 from venagent.core.health import DeviceFault, DeviceHealth
 from venagent.core.lifecycle import Trigger
-from venagent.core.store import VenStore
 from venagent.core.shedding import EPS_KW
+from venagent.core.store import VenStore
 from venagent.core.views import accepted_ack, kw, metering_view, shortfall_note, status_view
 
 HISTORY_LIMIT = 100
@@ -221,7 +221,8 @@ class VenEngine:
         active = self._ctl.active()
         key = json.dumps(
             [
-                None if active is None else [active.event_id, active.state.value, active.requested_shed_kw, active.end_ts, active.shed_order],
+                None if active is None
+                else [active.event_id, active.state.value, active.requested_shed_kw, active.end_ts, active.shed_order],
                 [[e.event_id, e.requested_shed_kw, e.start_ts, e.end_ts] for e in self._ctl.scheduled()],
                 sorted(self._overrides.items()),
                 sorted((f.device, f.kind) for f in self.device_faults(now)),

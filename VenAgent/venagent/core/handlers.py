@@ -79,7 +79,8 @@ class CommandHandlers:
         finished = self._store.load_event(cmd.event_id)
         if finished is not None:
             raise CommandConflict(
-                RejectReason.CONFLICT, f"event_id {cmd.event_id!r} is already {finished['state']}; a finished event cannot be modified"
+                RejectReason.CONFLICT,
+                f"event_id {cmd.event_id!r} is already {finished['state']}; a finished event cannot be modified",
             )
         start, end = self._window(now, cmd)
         self._check_overlap(start, end, exclude=None)
@@ -112,7 +113,8 @@ class CommandHandlers:
         if end <= now:
             raise CommandConflict(
                 RejectReason.OUT_OF_RANGE,
-                f"duration_sec {cmd.duration_sec} from {base:.0f} ends before now ({now:.0f}); use restore or cancel to end the event",
+                f"duration_sec {cmd.duration_sec} from {base:.0f} ends before now ({now:.0f}); "
+                "use restore or cancel to end the event",
             )
         self._check_overlap(event.start_ts, end, exclude=event.event_id)
         event.requested_shed_kw, event.duration_sec, event.end_ts = cmd.shed_kw, cmd.duration_sec, end

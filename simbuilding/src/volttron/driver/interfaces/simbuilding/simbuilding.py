@@ -12,13 +12,13 @@ import logging
 import math
 import time
 from collections.abc import KeysView
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
-
-from ven_common.load_model import circuit_kw
 from volttron.driver.base.config import PointConfig, RemoteConfig
 from volttron.driver.base.interfaces import BaseInterface, BaseRegister, BasicRevert
+
+from ven_common.load_model import circuit_kw
 
 _log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class EnableRegister(BaseRegister):
 
 
 class PowerRegister(BaseRegister):
-    def __init__(self, point_name: str, rated_kw: float, building: "SimBuilding") -> None:
+    def __init__(self, point_name: str, rated_kw: float, building: SimBuilding) -> None:
         super().__init__("byte", True, point_name, "kW", description="circuit power")
         self.python_type = float
         self.rated_kw = rated_kw
@@ -78,7 +78,7 @@ class PowerRegister(BaseRegister):
 
 
 class MeterRegister(BaseRegister):
-    def __init__(self, point_name: str, building: "SimBuilding") -> None:
+    def __init__(self, point_name: str, building: SimBuilding) -> None:
         super().__init__("byte", True, point_name, "kW", description="whole-building meter")
         self.python_type = float
         self._building = building
@@ -91,7 +91,7 @@ class MeterRegister(BaseRegister):
 class SimBuilding(BasicRevert, BaseInterface):
     REGISTER_CONFIG_CLASS = SimBuildingPointConfig
     INTERFACE_CONFIG_CLASS = SimBuildingRemoteConfig
-    default_config: dict = {}
+    default_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: SimBuildingRemoteConfig, *args: Any, **kwargs: Any) -> None:
         BasicRevert.__init__(self, **kwargs)
