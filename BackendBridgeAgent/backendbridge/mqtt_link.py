@@ -174,7 +174,8 @@ class CloudLink:
         client.will_set(s.topics.telemetry, s.will_payload("connection_lost"), qos=1, retain=False)
         client.max_inflight_messages_set(s.max_inflight)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(s.reconnect_min, s.reconnect_min)
+        # paho's stubs say int; it computes with floats, and the backoff is sub-second at first.
+        client.reconnect_delay_set(s.reconnect_min, s.reconnect_min)  # type: ignore[arg-type]
         client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -276,7 +277,7 @@ class CloudLink:
 
     def _schedule_reconnect(self, client: mqtt.Client) -> float:
         delay = max(_MIN_PAHO_DELAY, self._backoff.next_delay())
-        client.reconnect_delay_set(delay, delay)
+        client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]  # float delays: see start()
         return delay
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:

@@ -18,8 +18,10 @@ from backendbridge.backoff import FullJitterBackoff
 
 
 class _Response(Protocol):
-    status_code: int
-    text: str
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def text(self) -> str: ...
 
 
 PostFn = Callable[..., _Response]
