@@ -11,22 +11,23 @@ import contextlib
 import logging
 import os
 import random
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import gevent.lock
 import gevent.queue
 from volttron import utils
 from volttron.client.vip.agent import RPC, Agent, Core
+from volttron.client.vip.agent.subsystems.web import WebSubSystem
 from volttron.utils.commands import vip_main
 
 from ven_common.contract import (
+    BRIDGE_IDENTITY,
     DEFAULT_THING_NAME,
     DRIVER_IDENTITY,
     BusTopics,
@@ -58,6 +59,40 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+class _PageHost:
+    """The web page's view of this agent (:class:`venagent.web.WebHost`)."""
+
+    def __init__(self, agent: VenAgent) -> None:
+        self._agent = agent
+
+    @property
+    def identity(self) -> str:
+        return str(self._agent.core.identity)
+
+    def peers(self) -> list[str]:
+        return list(self._agent.vip.peerlist().get(timeout=10))
+
+    def get_status(self) -> dict[str, Any]:
+        return self._agent.get_status()
+
+    def recent_events(self, limit: int) -> list[dict[str, Any]]:
+        engine = self._agent.engine
+        return engine.recent_events(limit) if engine is not None else []
+
+    def thing(self) -> str | None:
+        config = self._agent.config
+        return None if config is None else config.thing_name
+
+    def send_event(self, shed_kw: float, duration_sec: float, event_id: str | None = None) -> dict[str, Any]:
+        return self._agent.send_event(shed_kw, duration_sec, event_id=event_id)
+
+    def restore(self) -> dict[str, Any]:
+        return self._agent.restore()
+
+    def bridge_status(self) -> Any:
+        return self._agent.vip.rpc.call(BRIDGE_IDENTITY, "get_status").get(timeout=2)
+
+
 class VenAgent(Agent):
     def __init__(self, config_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -65,7 +100,9 @@ class VenAgent(Agent):
         self._config: VenConfig | None = None
         self._engine: VenEngine | None = None
         self._devices: dict[str, list[str]] = {}
-        self._web = VenWeb(self)  # the operator's page (venagent/web.py); off without platform.web
+        # The operator's page (venagent/web.py); off without platform.web. volttron-core rc38's
+        # Agent has no vip.web: the agent builds the web subsystem itself (it exports route.callback).
+        self._web = VenWeb(_PageHost(self), WebSubSystem(self, self.core, self.vip.rpc))
         self._journal = Journal()
         self._outgoing: gevent.queue.Queue[tuple[Effects, str, str | None]] = gevent.queue.Queue()
         self._publisher: gevent.Greenlet | None = None
@@ -73,6 +110,14 @@ class VenAgent(Agent):
         self._command_lock = gevent.lock.BoundedSemaphore()
         self.vip.config.set_default("config", self._defaults)
         self.vip.config.subscribe(self._configure, actions=["NEW", "UPDATE"], pattern="config")
+
+    @property
+    def engine(self) -> VenEngine | None:
+        return self._engine
+
+    @property
+    def config(self) -> VenConfig | None:
+        return self._config
 
     # -- configuration -------------------------------------------------------------------
     def _configure(self, config_name: str, action: str, contents: Mapping[str, Any]) -> None:
@@ -126,8 +171,10 @@ class VenAgent(Agent):
         # @PubSub.subscribe is never registered in volttron-core rc38: subscribe explicitly.
         self.vip.pubsub.subscribe("pubsub", "devices/", self._on_device_publish).get(timeout=10)
         self._protect_rpcs()
-        self.core.periodic(TICK_SEC, self._tick, wait=TICK_SEC)
-        self.core.periodic(REAP_SEC, self._reap_proxies, wait=REAP_SEC)
+        # Agent.core is typed as the abstract CoreLoop; the core builder makes a Core (periodic etc.).
+        core = cast(Core, self.core)
+        core.periodic(TICK_SEC, self._tick, wait=TICK_SEC)
+        core.periodic(REAP_SEC, self._reap_proxies, wait=REAP_SEC)
         self._web.start()
         _log.info("VenAgent started as %s", self.core.identity)
 
@@ -287,8 +334,8 @@ class VenAgent(Agent):
             # (results, errors); the Modbus interface reports a device that is down as errors per topic.
             errors = answer[1] if isinstance(answer, (list, tuple)) and len(answer) == 2 else {}
             for topic, error in (errors.items() if isinstance(errors, Mapping) else ()):
-                name = by_topic.get(str(topic))
-                for hit in ([name] if name is not None else [by_topic[t] for t in topics]):
+                named = by_topic.get(str(topic))
+                for hit in ([named] if named is not None else [by_topic[t] for t in topics]):
                     failed[hit] = f"refused: {error}"[:200]
         if failed:
             _log.error("driver writes not confirmed: %s", failed)
@@ -392,4 +439,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        sys.exit(main())
+        main()

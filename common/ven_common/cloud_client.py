@@ -114,6 +114,11 @@ def _check_files(s: CloudSettings) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
+def no_delay(client: Any, userdata: Any, sock: Any) -> None:
+    """paho's on_socket_open: small messages leave at once (no Nagle delay)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class CloudClient:
     """A connected paho 2.x client; ``with CloudClient(settings) as c: ...``."""
 
@@ -145,7 +150,7 @@ class CloudClient:
             client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key), cert_reqs=ssl.CERT_REQUIRED)
         except (ssl.SSLError, OSError) as exc:
             raise CliError(f"cannot load the certificate {cert} / key {key}: {exc}; regenerate them with {START_HINT}") from None
-        client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.on_socket_open = no_delay
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message

@@ -24,7 +24,7 @@ INTERVAL_SEC = 5.0
 
 def due_commands(store: Store, now: float, fresh_sec: float) -> list[tuple[str, dict[str, Any], tuple[str, str, int]]]:
     """(topic, command, dispatch key) for everything the loop sends now (pure: store in, list out)."""
-    out = []
+    out: list[tuple[str, dict[str, Any], tuple[str, str, int]]] = []
     vens = {v["registration_id"]: v for v in store.vens()}
     for event in store.events():
         if event["status"] == "cancelled":

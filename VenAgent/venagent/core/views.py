@@ -84,7 +84,7 @@ def status_view(
     tracker: CircuitTracker,
     overrides: Mapping[str, bool],
     total_kw: float | None,
-    shed_kw: float,
+    shed_kw: float | None,
     baseline_kw: float | None,
     active: EventRecord | None,
     scheduled: Sequence[EventRecord],
