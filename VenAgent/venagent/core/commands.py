@@ -235,3 +235,13 @@ def _show(value: Any) -> str:
         # ValueError also covers ints too long to print (Python's int→str digit limit).
         text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def reused_correlation(command: Mapping[str, Any], correlation_id: str, first_ack: Mapping[str, Any]) -> Rejection:
+    """``correlation_reused``: the id already answered a different command (whose ack stays its answer)."""
+    return Rejection(
+        command.get("op"), correlation_id, command.get("event_id"), RejectReason.CORRELATION_REUSED,
+        f"correlationId {correlation_id!r} was already used for a different command "
+        f"(op {first_ack.get('op')!r}, event_id {first_ack.get('event_id')!r}, ts {first_ack.get('ts')}); "
+        "a retry must repeat the command exactly, a new command needs a new correlationId",
+    )

@@ -23,13 +23,12 @@ says plainly when no fresh reading exists (``quality: "stale"``, values null).
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ven_common.contract import BusTopics, Op, RejectReason, read_correlation_id, reject_ack
+from ven_common.contract import BusTopics, Op, read_correlation_id, reject_ack
 
 from venagent.core.baseline import MeterBeforeBaseline, RollingMeanBaseline
 from venagent.core.cadence import MeteringCadence
@@ -41,18 +40,18 @@ from venagent.core.commands import (
     RestoreCommand,
     decode_command,
     fingerprint,
+    reused_correlation,
     validate_command,
 )
-from venagent.core.config import VenConfig
+from venagent.core.config import VenConfig, effective_overrides
 from venagent.core.control import EventController
 from venagent.core.effects import Effects, EffectsBuilder
 from venagent.core.errors import UnknownCircuitError
 from venagent.core.handlers import CommandConflict, CommandHandlers
 from venagent.core.health import DeviceFault, DeviceHealth
 from venagent.core.lifecycle import Trigger
-from venagent.core.shedding import EPS_KW
 from venagent.core.store import VenStore
-from venagent.core.views import accepted_ack, kw, metering_view, shortfall_note, status_view
+from venagent.core.views import accepted_ack, metering_view, settled_event_ack, status_key, status_view
 
 HISTORY_LIMIT = 100
 
@@ -81,26 +80,13 @@ class VenEngine:
         self._was_fresh = False
         self._rolling = RollingMeanBaseline(config.baseline_samples)
         self._mv_baseline = MeterBeforeBaseline(config.mv_baseline_window_sec)
-        self._overrides = self._initial_overrides(config, store)
+        self._overrides = effective_overrides(config, store.load_overrides())
         self._ctl = EventController(
             config=config, store=store, rng=rng, circuits=self._circuits, overrides=self._overrides, mv_baseline=self._mv_baseline
         )
         self._handlers = CommandHandlers(self._ctl, store)
         self._cadence = MeteringCadence(config.metering_interval_sec)
         self._status_key: str | None = None
-
-    @staticmethod
-    def _initial_overrides(config: VenConfig, store: VenStore) -> dict[str, bool]:
-        """Config overrides, then runtime changes on top (a persisted NULL = cleared at runtime)."""
-        overrides = dict(config.overrides)
-        for name, state in store.load_overrides().items():
-            if name not in config.circuits_by_name:
-                continue
-            if state is None:
-                overrides.pop(name, None)
-            else:
-                overrides[name] = state
-        return overrides
 
     @property
     def config(self) -> VenConfig:
@@ -218,16 +204,7 @@ class VenEngine:
 
     def _maybe_status(self, now: float, fx: EffectsBuilder) -> None:
         """Publish status when something a listener acts on changed (not on every kW wiggle)."""
-        active = self._ctl.active()
-        key = json.dumps(
-            [
-                None if active is None
-                else [active.event_id, active.state.value, active.requested_shed_kw, active.end_ts, active.shed_order],
-                [[e.event_id, e.requested_shed_kw, e.start_ts, e.end_ts] for e in self._ctl.scheduled()],
-                sorted(self._overrides.items()),
-                sorted((f.device, f.kind) for f in self.device_faults(now)),
-            ]
-        )
+        key = status_key(self._ctl.active(), self._ctl.scheduled(), self._overrides, self.device_faults(now))
         if key != self._status_key:
             self._status_key = key
             fx.publish(BusTopics.STATUS, self.status(now))
@@ -253,11 +230,8 @@ class VenEngine:
                 if stored_print is None or stored_print == print_:
                     return PendingCommand(ack, fx.build(), correlation_id, print_, replayed=True)
                 # Not stored: the first command's ack stays the answer to its correlationId.
-                return PendingCommand(self._reject_ack(now, Rejection(
-                    decoded.get("op"), correlation_id, decoded.get("event_id"), RejectReason.CORRELATION_REUSED,
-                    f"correlationId {correlation_id!r} was already used for a different command "
-                    f"(op {stored[0].get('op')!r}, event_id {stored[0].get('event_id')!r}, ts {stored[0].get('ts')}); "
-                    "a retry must repeat the command exactly, a new command needs a new correlationId")), fx.build())
+                return PendingCommand(self._reject_ack(now, reused_correlation(decoded, correlation_id, ack)),
+                                      fx.build())
         command = validate_command(decoded, self._config, now)
         if isinstance(command, Rejection):
             return PendingCommand(self._reject_ack(now, command), fx.build(), correlation_id, print_,
@@ -291,23 +265,12 @@ class VenEngine:
         event = self._ctl.events.get(str(ack.get("event_id")))
         if event is None:
             return ack
-        ack = dict(ack)
-        confirmed = self._ctl.shed_kw_confirmed(event)
-        ack["actual_shed_kw"] = kw(confirmed)
-        faults = "; ".join(f"{f.device}: {f.problem}" for f in self.device_faults(now))
-        unconfirmed = [n for n in event.shed_order if self._circuits.states[n].write_failed]
-        if event.total_at_start is None:
-            ack["shortfall_kw"] = kw(event.requested_shed_kw)
-            why = f"no fresh reading ({faults})" if faults else "no circuit readings yet"
-            ack["note"] = f"{why}: shedding starts when fresh readings arrive"
-        elif unconfirmed:
-            ack["shortfall_kw"] = kw(max(0.0, event.requested_shed_kw - confirmed))
-            ack["note"] = (f"the driver did not confirm switching off {', '.join(unconfirmed)} ({faults or 'no answer'}); "
-                           "the VEN sends it again when the device answers")
-        elif event.requested_shed_kw - confirmed > EPS_KW:
-            ack["shortfall_kw"] = kw(event.requested_shed_kw - confirmed)
-            ack["note"] = shortfall_note(confirmed, self._ctl.unsheddable_reasons(now, event))
-        return ack
+        return settled_event_ack(
+            ack, event, confirmed=self._ctl.shed_kw_confirmed(event),
+            faults="; ".join(f"{f.device}: {f.problem}" for f in self.device_faults(now)),
+            unconfirmed=[n for n in event.shed_order if self._circuits.states[n].write_failed],
+            unsheddable=lambda: self._ctl.unsheddable_reasons(now, event),
+        )
 
     def _reject_ack(self, now: float, rejection: Rejection) -> dict[str, Any]:
         return reject_ack(

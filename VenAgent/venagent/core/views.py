@@ -6,13 +6,16 @@ place and the engine reads as decisions only. Fields are only ever added to the 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import json
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from ven_common.contract import AckStatus, EventState
 
 from venagent.core.circuits import CircuitTracker
 from venagent.core.events import EventRecord
+from venagent.core.health import DeviceFault
+from venagent.core.shedding import EPS_KW
 
 KW_DIGITS = 3
 
@@ -50,6 +53,38 @@ def accepted_ack(
 def shortfall_note(available_kw: float, reasons: Sequence[str]) -> str:
     why = ", ".join(reasons) if reasons else "no other circuit can be shed"
     return f"only {available_kw:.1f} kW sheddable: {why}"
+
+
+def settled_event_ack(ack: dict[str, Any], event: EventRecord, *, confirmed: float, faults: str,
+                      unconfirmed: Sequence[str], unsheddable: Callable[[], Sequence[str]]) -> dict[str, Any]:
+    """An accepted event's ack with what is shed as far as the driver confirmed (``confirmed`` kW),
+    and the shortfall and its reason when that is less than requested."""
+    ack = dict(ack)
+    ack["actual_shed_kw"] = kw(confirmed)
+    if event.total_at_start is None:
+        ack["shortfall_kw"] = kw(event.requested_shed_kw)
+        why = f"no fresh reading ({faults})" if faults else "no circuit readings yet"
+        ack["note"] = f"{why}: shedding starts when fresh readings arrive"
+    elif unconfirmed:
+        ack["shortfall_kw"] = kw(max(0.0, event.requested_shed_kw - confirmed))
+        ack["note"] = (f"the driver did not confirm switching off {', '.join(unconfirmed)} ({faults or 'no answer'}); "
+                       "the VEN sends it again when the device answers")
+    elif event.requested_shed_kw - confirmed > EPS_KW:
+        ack["shortfall_kw"] = kw(event.requested_shed_kw - confirmed)
+        ack["note"] = shortfall_note(confirmed, unsheddable())
+    return ack
+
+
+def status_key(active: EventRecord | None, scheduled: Iterable[EventRecord], overrides: Mapping[str, bool],
+               faults: Iterable[DeviceFault]) -> str:
+    """What a status listener acts on (not every kW wiggle): a new key means publish the status."""
+    return json.dumps([
+        None if active is None
+        else [active.event_id, active.state.value, active.requested_shed_kw, active.end_ts, active.shed_order],
+        [[e.event_id, e.requested_shed_kw, e.start_ts, e.end_ts] for e in scheduled],
+        sorted(overrides.items()),
+        sorted((f.device, f.kind) for f in faults),
+    ])
 
 
 def circuits_view(tracker: CircuitTracker, overrides: Mapping[str, bool], full: bool,
