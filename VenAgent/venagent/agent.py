@@ -14,7 +14,6 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,7 +35,7 @@ from ven_common.contract import (
     reject_ack,
 )
 
-from venagent import proxy_reaper
+from venagent import driver_io, proxy_reaper
 from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
 from venagent.core.config import apply_desired_settings
 from venagent.journal import Journal
@@ -47,7 +46,6 @@ __version__ = "0.1.0"
 
 TICK_SEC = 0.5
 REAP_SEC = 5.0
-READ_TIME_TIMEOUT_SEC = 1.0
 
 # State-changing RPCs: only identities granted them (install_agents.sh: the bridge, the operator
 # tool) may call them; the read-only ones stay open. VOLTTRON's authorization wraps them.
@@ -244,24 +242,10 @@ class VenAgent(Agent):
             _log.exception("handling readings from %s failed", topic)
 
     def _read_times(self, device: str) -> dict[str, float]:
-        """When the driver last read each point of ``device`` from the device (its ``last()``, a
-        cache lookup of a few ms): an ``/all`` publish repeats cached values for a few polls after
-        the device stopped answering, and those must not pass for fresh readings."""
-        try:
-            answer = self.vip.rpc.call(DRIVER_IDENTITY, "last", topic=f"devices/{device}", value=False,
-                                       updated=True).get(timeout=READ_TIME_TIMEOUT_SEC)
-        except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - then nothing in this publish counts as fresh
-            _log.warning("cannot ask the driver when %s was read (%s): its values count as stale", device,
-                         exc or type(exc).__name__)
-            return {}
-        out: dict[str, float] = {}
-        for topic, stamp in (answer.items() if isinstance(answer, Mapping) else ()):
-            if isinstance(stamp, str):
-                try:
-                    out[str(topic).rsplit("/", 1)[-1]] = datetime.fromisoformat(stamp).timestamp()
-                except ValueError:
-                    continue
-        return out
+        return driver_io.read_times(self._driver_call, device)
+
+    def _driver_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self.vip.rpc.call(DRIVER_IDENTITY, method, *args, **kwargs)
 
     # -- output --------------------------------------------------------------------------
     def _apply(self, effects: Effects, reason: str, source: str | None = None) -> None:
@@ -300,46 +284,8 @@ class VenAgent(Agent):
         self.vip.pubsub.publish("pubsub", topic, headers=headers, message=message)
 
     def _write(self, writes: Mapping[str, bool]) -> tuple[list[str], dict[str, str]]:
-        """One driver ``set`` per device and value (usually one per device), devices in parallel,
-        each bounded by ``driver_timeout_sec``. Returns the circuits written and, for those the
-        driver refused or did not confirm in time, the error: their outcome is unknown.
-
-        Not ``set_multiple_points``: platform-driver 2.0.0rc9 sends its points to every device's
-        interface ("all topics are sent to all remotes"), so with two devices one of them reports
-        errors for the other's points. ``set`` routes each point to its own device."""
         assert self._config is not None
-        groups: dict[tuple[str, bool], list[str]] = defaultdict(list)
-        by_topic: dict[str, str] = {}
-        for name, enabled in writes.items():
-            circuit = self._config.circuit(name)
-            if circuit is not None:
-                topic = f"devices/{circuit.device}/{circuit.enable_point}"
-                groups[(circuit.device, bool(enabled))].append(topic)
-                by_topic[topic] = name
-        calls = {key: self.vip.rpc.call(DRIVER_IDENTITY, "set", key[1], topic=topics) for key, topics in groups.items()}
-        deadline = time.monotonic() + self._config.driver_timeout_sec
-        failed: dict[str, str] = {}
-        for key, result in calls.items():
-            topics = groups[key]
-            try:
-                answer = result.get(timeout=max(0.0, deadline - time.monotonic()))
-            except gevent.Timeout:
-                error = f"no answer from {DRIVER_IDENTITY} within {self._config.driver_timeout_sec:g} s"
-                failed.update({by_topic[t]: error for t in topics})
-                continue
-            except Exception as exc:  # noqa: BLE001 - any driver error leaves the outcome unknown
-                error = f"{type(exc).__name__}: {exc}"[:200]
-                failed.update({by_topic[t]: error for t in topics})
-                continue
-            # (results, errors); the Modbus interface reports a device that is down as errors per topic.
-            errors = answer[1] if isinstance(answer, (list, tuple)) and len(answer) == 2 else {}
-            for topic, error in (errors.items() if isinstance(errors, Mapping) else ()):
-                named = by_topic.get(str(topic))
-                for hit in ([named] if named is not None else [by_topic[t] for t in topics]):
-                    failed[hit] = f"refused: {error}"[:200]
-        if failed:
-            _log.error("driver writes not confirmed: %s", failed)
-        return list(by_topic.values()), failed
+        return driver_io.write_circuits(self._driver_call, self._config, writes)
 
     # -- VIP RPC -------------------------------------------------------------------------
     @RPC.export
