@@ -15,6 +15,7 @@ from ven_common.contract import (
     DEFAULT_THING_NAME,
     MqttTopics,
 )
+from ven_common.errors import ConfigError as _ProjectConfigError
 
 from backendbridge.limits import topic_problems
 
@@ -27,12 +28,11 @@ ENV_OVERRIDES: dict[str, str] = {
 }
 
 
-class ConfigError(ValueError):
-    """Raised with every problem found, one per line."""
+class ConfigError(_ProjectConfigError):
+    """The bridge's configuration is invalid: every problem found, one per line."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid bridge config:\n  " + "\n  ".join(problems))
+        super().__init__(problems, "invalid bridge config:\n  " + "\n  ".join(problems))
 
 
 class _Frozen(BaseModel):

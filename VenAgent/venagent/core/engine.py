@@ -46,8 +46,8 @@ from venagent.core.commands import (
 from venagent.core.config import VenConfig, effective_overrides
 from venagent.core.control import EventController
 from venagent.core.effects import Effects, EffectsBuilder
-from venagent.core.errors import UnknownCircuitError
-from venagent.core.handlers import CommandConflict, CommandHandlers
+from venagent.core.errors import CommandRejected, UnknownCircuitError
+from venagent.core.handlers import CommandHandlers
 from venagent.core.health import DeviceFault, DeviceHealth
 from venagent.core.lifecycle import Trigger
 from venagent.core.store import VenStore
@@ -238,9 +238,9 @@ class VenEngine:
                                   store=correlation_id is not None)
         try:
             ack = self._dispatch(now, command, fx)
-        except CommandConflict as conflict:
+        except CommandRejected as refused:  # the core's refusals become acks here, and only here
             event_id = getattr(command, "event_id", None)
-            rejection = Rejection(decoded.get("op"), command.correlation_id, event_id, conflict.code, conflict.reason)
+            rejection = Rejection(decoded.get("op"), command.correlation_id, event_id, refused.code, refused.reason)
             return PendingCommand(self._reject_ack(now, rejection), fx.build(), correlation_id, print_, store=True)
         # A rejection touched nothing, so only an accepted command has status or persistence to do.
         return PendingCommand(ack, self._finish(now, fx), correlation_id, print_, store=True)

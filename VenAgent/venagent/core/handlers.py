@@ -22,19 +22,11 @@ from ven_common.contract import EventState, Op, RejectReason
 from venagent.core.commands import CancelCommand, EventCommand, RestoreCommand
 from venagent.core.control import EventController
 from venagent.core.effects import EffectsBuilder
+from venagent.core.errors import CommandConflict
 from venagent.core.events import EventRecord, first_overlap
 from venagent.core.lifecycle import Trigger
 from venagent.core.store import VenStore
 from venagent.core.views import accepted_ack
-
-
-class CommandConflict(Exception):
-    """A command that is well-formed but not acceptable in the current state."""
-
-    def __init__(self, code: RejectReason, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 class CommandHandlers:
