@@ -153,7 +153,7 @@ class CommandPipeline:
         return self._error_ack(command, RejectReason.INTERNAL, f"VEN returned {type(result).__name__} instead of an ack")
 
     def _error_ack(self, command: Mapping[str, Any], code: RejectReason, reason: str) -> dict[str, Any]:
-        return reject_ack(
+        return dict(reject_ack(
             op=command.get("op"),
             correlation_id=read_correlation_id(command),
             reason_code=code,
@@ -161,4 +161,4 @@ class CommandPipeline:
             ts=int(self._clock()),
             ven_id=self.thing,
             event_id=command.get("event_id"),
-        )
+        ))

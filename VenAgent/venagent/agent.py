@@ -29,6 +29,7 @@ from ven_common.contract import (
     BRIDGE_IDENTITY,
     DEFAULT_THING_NAME,
     DRIVER_IDENTITY,
+    Ack,
     BusTopics,
     RejectReason,
     read_correlation_id,
@@ -289,7 +290,7 @@ class VenAgent(Agent):
 
     # -- VIP RPC -------------------------------------------------------------------------
     @RPC.export
-    def handle_command(self, command: Any, source: str = "rpc") -> dict[str, Any]:
+    def handle_command(self, command: Any, source: str = "rpc") -> Ack:
         """Handle a command dict (the MQTT schema) and return its ack, settled with what the
         driver confirmed of its writes (at most ``driver_timeout_sec`` later)."""
         if self._engine is None or self._config is None:
@@ -313,7 +314,7 @@ class VenAgent(Agent):
 
     @RPC.export
     def send_event(self, shed_kw: float, duration_sec: float, event_id: str | None = None,
-                   start_ts: float | None = None, correlation_id: str | None = None) -> dict[str, Any]:
+                   start_ts: float | None = None, correlation_id: str | None = None) -> Ack:
         now = time.time()
         command: dict[str, Any] = {
             "op": "event",
@@ -327,7 +328,7 @@ class VenAgent(Agent):
         return self.handle_command(command, source="rpc")
 
     @RPC.export
-    def restore(self, correlation_id: str | None = None) -> dict[str, Any]:
+    def restore(self, correlation_id: str | None = None) -> Ack:
         now = time.time()
         return self.handle_command(
             {"op": "restore", "correlationId": correlation_id or f"rpc-restore-{int(now * 1000)}"}, source="rpc")

@@ -45,8 +45,9 @@ class EffectsBuilder:
             {"ts": now, "writes": dict(writes), "reason": reason, "event_id": event_id},
         )
 
-    def publish(self, topic: str, message: dict[str, Any]) -> None:
-        self._messages.append((topic, message))
+    def publish(self, topic: str, message: Mapping[str, Any]) -> None:
+        # A plain dict on the bus, whatever typed shape (Ack, Reading) the core built it as.
+        self._messages.append((topic, dict(message)))
 
     def build(self) -> Effects:
         return Effects(MappingProxyType(dict(self._writes)), tuple(self._messages))

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ven_common.contract import BusTopics, Op, read_correlation_id, reject_ack
+from ven_common.contract import Ack, BusTopics, Op, read_correlation_id, reject_ack
 
 from venagent.core.baseline import MeterBeforeBaseline, RollingMeanBaseline
 from venagent.core.cadence import MeteringCadence
@@ -60,7 +60,7 @@ HISTORY_LIMIT = 100
 class PendingCommand:
     """A decided command whose writes the shell has yet to perform (see the module docstring)."""
 
-    ack: dict[str, Any]
+    ack: Ack
     effects: Effects
     """The writes to perform and the bus messages (the ack comes with :meth:`complete_command`)."""
     correlation_id: str | None = None
@@ -210,7 +210,7 @@ class VenEngine:
             fx.publish(BusTopics.STATUS, self.status(now))
 
     # commands
-    def on_command(self, now: float, raw: bytes | str | Mapping[str, Any]) -> tuple[dict[str, Any], Effects]:
+    def on_command(self, now: float, raw: bytes | str | Mapping[str, Any]) -> tuple[Ack, Effects]:
         """Both steps, with every write taken as confirmed by the driver (tests, simulations)."""
         pending = self.begin_command(now, raw)
         ack, done = self.complete_command(now, pending, written=pending.effects.writes, failed={})
@@ -226,11 +226,11 @@ class VenEngine:
         if correlation_id is not None:
             stored = self._store.get_ack_and_fingerprint(correlation_id)
             if stored is not None:
-                ack, stored_print = stored
+                first_ack, stored_print = stored
                 if stored_print is None or stored_print == print_:
-                    return PendingCommand(ack, fx.build(), correlation_id, print_, replayed=True)
+                    return PendingCommand(first_ack, fx.build(), correlation_id, print_, replayed=True)
                 # Not stored: the first command's ack stays the answer to its correlationId.
-                return PendingCommand(self._reject_ack(now, reused_correlation(decoded, correlation_id, ack)),
+                return PendingCommand(self._reject_ack(now, reused_correlation(decoded, correlation_id, first_ack)),
                                       fx.build())
         command = validate_command(decoded, self._config, now)
         if isinstance(command, Rejection):
@@ -246,7 +246,7 @@ class VenEngine:
         return PendingCommand(ack, self._finish(now, fx), correlation_id, print_, store=True)
 
     def complete_command(self, now: float, pending: PendingCommand, *, written: Iterable[str],
-                         failed: Mapping[str, str]) -> tuple[dict[str, Any], Effects]:
+                         failed: Mapping[str, str]) -> tuple[Ack, Effects]:
         """Settle the ack with the driver's answer to the command's writes, store it, publish it."""
         fx = EffectsBuilder()
         self._note_outcome(written, failed)
@@ -258,7 +258,7 @@ class VenEngine:
         fx.publish(BusTopics.ACK, ack)
         return ack, self._finish(now, fx)
 
-    def _settle_ack(self, now: float, ack: dict[str, Any]) -> dict[str, Any]:
+    def _settle_ack(self, now: float, ack: Ack) -> Ack:
         """An accepted ack of an active event says what is shed as far as the driver confirmed."""
         if ack.get("status") != "accepted" or ack.get("op") != Op.EVENT.value or ack.get("state") != "active":
             return ack
@@ -272,7 +272,7 @@ class VenEngine:
             unsheddable=lambda: self._ctl.unsheddable_reasons(now, event),
         )
 
-    def _reject_ack(self, now: float, rejection: Rejection) -> dict[str, Any]:
+    def _reject_ack(self, now: float, rejection: Rejection) -> Ack:
         return reject_ack(
             op=rejection.op,
             correlation_id=rejection.correlation_id,
@@ -283,7 +283,7 @@ class VenEngine:
             event_id=rejection.event_id,
         )
 
-    def _dispatch(self, now: float, command: Any, fx: EffectsBuilder) -> dict[str, Any]:
+    def _dispatch(self, now: float, command: Any, fx: EffectsBuilder) -> Ack:
         if isinstance(command, EventCommand):
             return self._handlers.on_event(now, command, fx)
         if isinstance(command, CancelCommand):

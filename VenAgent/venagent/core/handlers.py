@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ven_common.contract import EventState, Op, RejectReason
+from ven_common.contract import Ack, EventState, Op, RejectReason
 
 from venagent.core.commands import CancelCommand, EventCommand, RestoreCommand
 from venagent.core.control import EventController
@@ -38,7 +38,7 @@ class CommandHandlers:
     def _config(self) -> Any:
         return self._ctl.config
 
-    def on_event(self, now: float, cmd: EventCommand, fx: EffectsBuilder) -> dict[str, Any]:
+    def on_event(self, now: float, cmd: EventCommand, fx: EffectsBuilder) -> Ack:
         event = self._ctl.events.get(cmd.event_id)
         if event is None:
             event = self._create(now, cmd, fx)
@@ -113,7 +113,7 @@ class CommandHandlers:
         self._ctl.reselect(now, event, fx)
         self._ctl.persist(now, event)
 
-    def on_cancel(self, now: float, cmd: CancelCommand, fx: EffectsBuilder) -> dict[str, Any]:
+    def on_cancel(self, now: float, cmd: CancelCommand, fx: EffectsBuilder) -> Ack:
         event = self._ctl.events.get(cmd.event_id)
         if event is None:
             finished = self._store.load_event(cmd.event_id)
@@ -133,7 +133,7 @@ class CommandHandlers:
             event=event, state=event.state, actual_shed_kw=shed,
         )
 
-    def on_restore(self, now: float, cmd: RestoreCommand, fx: EffectsBuilder) -> dict[str, Any]:
+    def on_restore(self, now: float, cmd: RestoreCommand, fx: EffectsBuilder) -> Ack:
         event = self._ctl.active()
         shed = None
         if event is not None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from ven_common.contract import AckStatus, EventState
+from ven_common.contract import Ack, AckStatus, CircuitReading, EventState, Reading
 
 from venagent.core.circuits import CircuitTracker
 from venagent.core.events import EventRecord
@@ -33,7 +33,7 @@ def accepted_ack(
     event: EventRecord | None,
     state: EventState | None,
     actual_shed_kw: float | None,
-) -> dict[str, Any]:
+) -> Ack:
     """The seed's ack plus venId, state and the event window."""
     return {
         "op": op,
@@ -55,11 +55,11 @@ def shortfall_note(available_kw: float, reasons: Sequence[str]) -> str:
     return f"only {available_kw:.1f} kW sheddable: {why}"
 
 
-def settled_event_ack(ack: dict[str, Any], event: EventRecord, *, confirmed: float, faults: str,
-                      unconfirmed: Sequence[str], unsheddable: Callable[[], Sequence[str]]) -> dict[str, Any]:
+def settled_event_ack(ack: Ack, event: EventRecord, *, confirmed: float, faults: str,
+                      unconfirmed: Sequence[str], unsheddable: Callable[[], Sequence[str]]) -> Ack:
     """An accepted event's ack with what is shed as far as the driver confirmed (``confirmed`` kW),
     and the shortfall and its reason when that is less than requested."""
-    ack = dict(ack)
+    ack = ack.copy()
     ack["actual_shed_kw"] = kw(confirmed)
     if event.total_at_start is None:
         ack["shortfall_kw"] = kw(event.requested_shed_kw)
@@ -150,18 +150,18 @@ def metering_view(
     active_event_id: str | None,
     stale: Collection[str] = (),
     faults: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, Any]:
+) -> Reading:
     """The seed's reading plus ``quality``: ``good``, or ``stale`` with the power and shed null
     (no fresh reading exists: a backend must not store a last value as if it were measured now)
     and the device faults named."""
-    reading: dict[str, Any] = {
+    reading: Reading = {
         "venId": ven_id,
         "ts": now,
         "power_kw": kw(total_kw),
         "baseline_kw": kw(baseline_kw),
         "shed_kw": kw(shed_kw),
         "active_event": active_event_id,
-        "circuits": circuits_view(tracker, {}, full=False, stale=stale),
+        "circuits": cast(list[CircuitReading], circuits_view(tracker, {}, full=False, stale=stale)),
         "quality": "good" if total_kw is not None and not stale else "stale",
     }
     if faults:
