@@ -26,6 +26,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from ven_common.contract import Ack, BusTopics, Op, read_correlation_id, reject_ack
@@ -82,7 +83,8 @@ class VenEngine:
         self._mv_baseline = MeterBeforeBaseline(config.mv_baseline_window_sec)
         self._overrides = effective_overrides(config, store.load_overrides())
         self._ctl = EventController(
-            config=config, store=store, rng=rng, circuits=self._circuits, overrides=self._overrides, mv_baseline=self._mv_baseline
+            config=config, store=store, rng=rng, circuits=self._circuits, overrides=MappingProxyType(self._overrides),
+            mv_baseline=self._mv_baseline
         )
         self._handlers = CommandHandlers(self._ctl, store)
         self._cadence = MeteringCadence(config.metering_interval_sec)

@@ -77,18 +77,13 @@ class CommandHandlers:
         start, end = self._window(now, cmd)
         self._check_overlap(start, end, exclude=None)
         event = EventRecord(cmd.event_id, cmd.correlation_id, cmd.shed_kw, cmd.duration_sec, start, end)
-        self._ctl.events[event.event_id] = event
-        self._ctl.transition(now, event, Trigger.CREATE, fx, new=True)
-        if start <= now:
-            self._ctl.activate(now, event, fx)
-        else:
-            self._ctl.persist(now, event)
+        self._ctl.admit(now, event, fx)
         return event
 
     def _modify_scheduled(self, now: float, event: EventRecord, cmd: EventCommand, fx: EffectsBuilder) -> None:
         start, end = self._window(now, cmd)
         self._check_overlap(start, end, exclude=event.event_id)
-        event.requested_shed_kw, event.duration_sec, event.start_ts, event.end_ts = cmd.shed_kw, cmd.duration_sec, start, end
+        self._ctl.rewindow(event, cmd.shed_kw, cmd.duration_sec, start, end)
         if start <= now and self._ctl.active() is None:
             self._ctl.activate(now, event, fx)
         else:
@@ -109,7 +104,7 @@ class CommandHandlers:
                 "use restore or cancel to end the event",
             )
         self._check_overlap(event.start_ts, end, exclude=event.event_id)
-        event.requested_shed_kw, event.duration_sec, event.end_ts = cmd.shed_kw, cmd.duration_sec, end
+        self._ctl.rewindow(event, cmd.shed_kw, cmd.duration_sec, event.start_ts, end)
         self._ctl.reselect(now, event, fx)
         self._ctl.persist(now, event)
 
@@ -124,10 +119,7 @@ class CommandHandlers:
         if event.state is EventState.ACTIVE:
             self._ctl.end(now, event, Trigger.CANCEL, "cancel", fx, end_ts=now, restore_from=now)
         else:
-            self._ctl.transition(now, event, Trigger.CANCEL, fx, ended_by="cancel")
-            event.ended_ts = now
-            self._ctl.persist(now, event)
-            del self._ctl.events[event.event_id]
+            self._ctl.cancel(now, event, fx, "cancel")
         return accepted_ack(
             op=Op.CANCEL.value, now=now, correlation_id=cmd.correlation_id, ven_id=self._config.thing_name,
             event=event, state=event.state, actual_shed_kw=shed,
