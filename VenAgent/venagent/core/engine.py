@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -46,7 +45,7 @@ from venagent.core.commands import (
 )
 from venagent.core.config import VenConfig, effective_overrides
 from venagent.core.control import EventController
-from venagent.core.effects import Effects, EffectsBuilder
+from venagent.core.effects import Effects, EffectsBuilder, PendingCommand
 from venagent.core.errors import CommandRejected, UnknownCircuitError
 from venagent.core.handlers import CommandHandlers
 from venagent.core.health import DeviceFault, DeviceHealth
@@ -55,21 +54,6 @@ from venagent.core.store import VenStore
 from venagent.core.views import accepted_ack, metering_view, settled_event_ack, status_key, status_view
 
 HISTORY_LIMIT = 100
-
-
-@dataclass(frozen=True)
-class PendingCommand:
-    """A decided command whose writes the shell has yet to perform (see the module docstring)."""
-
-    ack: Ack
-    effects: Effects
-    """The writes to perform and the bus messages (the ack comes with :meth:`complete_command`)."""
-    correlation_id: str | None = None
-    fingerprint: str | None = None
-    replayed: bool = False
-    """The stored ack of an earlier identical command: nothing is decided, stored or written."""
-    store: bool = False
-    stale_kinds: tuple[str, ...] = field(default=())
 
 
 class VenEngine:
@@ -89,6 +73,17 @@ class VenEngine:
         self._handlers = CommandHandlers(self._ctl, store)
         self._cadence = MeteringCadence(config.metering_interval_sec)
         self._status_key: str | None = None
+        self._adopt(config)
+
+    def _adopt(self, config: VenConfig) -> None:
+        """The one place the configuration reaches the engine's parts: at start and on every change."""
+        self._config = config
+        self._ctl.config = config
+        self._cadence.interval_sec = config.metering_interval_sec
+        self._circuits.stale_after_sec = config.stale_after_sec
+        self._health.grace_sec = config.stale_after_sec
+        self._mv_baseline.window_sec = config.mv_baseline_window_sec
+        self._rolling = self._rolling.resized(config.baseline_samples)
 
     @property
     def config(self) -> VenConfig:
@@ -344,16 +339,10 @@ class VenEngine:
         for name in removed:
             self._overrides.pop(name, None)
         old_config_overrides = dict(self._config.overrides)
-        self._config = config
-        self._cadence.interval_sec = config.metering_interval_sec
-        self._circuits.stale_after_sec = config.stale_after_sec
-        self._health.grace_sec = config.stale_after_sec
-        self._ctl.config = config
+        self._adopt(config)
         self._circuits.reconfigure(config.circuits, config.meter is not None)
         for name in moved:  # what we knew was about the old relay
             self._circuits.states[name] = CircuitState()
-        self._rolling = self._rolling.resized(config.baseline_samples)
-        self._mv_baseline.window_sec = config.mv_baseline_window_sec
         for name, pinned in config.overrides.items():
             if old_config_overrides.get(name) != pinned and self._overrides.get(name) != pinned:
                 self._apply_override(now, name, pinned, fx)
