@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,8 @@ from volttrontesting.mock_core import MockCore
 from volttrontesting.server_mock import PubSubWrapper, TestServer
 
 from ven_common.contract import BRIDGE_IDENTITY, DRIVER_IDENTITY, VEN_IDENTITY
+
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE = "campus/building/sim"
@@ -209,13 +210,8 @@ def bridge(server: TestServer, router: Router, ven: Any, monkeypatch: pytest.Mon
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 2.0) -> Any:
-    """Let the agents' greenlets run until ``predicate()`` is true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        gevent.sleep(0.005)
+    """Let the agents' greenlets run until ``predicate()`` is true (its value; TimeoutError after ``timeout``)."""
+    return wait_until(predicate, timeout, 0.005, "the agents' greenlets", sleep=gevent.sleep)
 
 
 def published(server: TestServer, topic: str) -> list[Any]:

@@ -13,36 +13,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support.waiting import wait_until  # the tests import it from here too
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 class SystemError_(RuntimeError):
     pass
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition",
-               retry_on: tuple[type[BaseException], ...] = ()) -> Any:
-    """Poll ``predicate`` until truthy; the platform offers no event to wait on from outside.
-
-    ``retry_on``: errors that only mean "not yet" (e.g. an RPC to an agent still starting)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except retry_on as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 
