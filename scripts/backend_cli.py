@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _project_env  # noqa: E402,F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
-from ven_common.contract import DEFAULT_THING_NAME  # noqa: E402
+import _project_env  # noqa: F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
+
+from ven_common.contract import DEFAULT_THING_NAME
 
 
 class Unreachable(Exception):

@@ -25,18 +25,21 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _project_env  # noqa: E402,F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
-from OpenSSL import SSL  # noqa: E402
+import _project_env  # noqa: F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
 
-from ven_common.cloud_client import CliError, CloudClient, CloudSettings, new_correlation_id  # noqa: E402
-from ven_common.contract import DEFAULT_THING_NAME, MqttTopics  # noqa: E402
+import contextlib
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
+
+from ven_common.cloud_client import CliError, CloudClient, CloudSettings, new_correlation_id
+from ven_common.contract import DEFAULT_THING_NAME, MqttTopics
 
 REPO = Path(__file__).resolve().parents[1]
 AWS_CN = "AWS IoT Certificate"
@@ -69,40 +72,37 @@ def _cn(cert: x509.Certificate) -> str:
     return str(attrs[0].value) if attrs else ""
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--thing", default=os.environ.get("IOT_THING_NAME") or DEFAULT_THING_NAME)
-    p.add_argument("--endpoint", default=os.environ.get("IOT_ENDPOINT") or "localhost")
-    p.add_argument("--port", type=int, default=int(os.environ.get("IOT_PORT") or (
-        8883 if os.environ.get("IOT_ENDPOINT") else os.environ.get("BROKER_PORT") or 8883)))
-    p.add_argument("--certs", type=Path, default=Path(os.environ.get("VEN_CLOUD_CERTS") or REPO / "certs"))
-    p.add_argument("--backend-url", default=os.environ.get("BACKEND_URL") or "")
-    p.add_argument("--timeout", type=float, default=10.0)
-    a = p.parse_args()
-    ca_path, cert_path, key_path = a.certs / "ca.pem", a.certs / "client.crt", a.certs / "client.key"
-    check = Check()
-    loaded: dict[str, x509.Certificate] = {}
+class Doctor:
+    """The checks, each a method returning its "ok" detail or raising :class:`Failure`."""
 
-    def cert() -> x509.Certificate:
-        if "cert" not in loaded:
-            if not cert_path.exists():
-                raise Failure(f"{cert_path} is missing: run ./scripts/ven_control.sh start (dev PKI) or put the "
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.a = a
+        self.ca_path, self.cert_path, self.key_path = a.certs / "ca.pem", a.certs / "client.crt", a.certs / "client.key"
+        self._loaded: dict[str, x509.Certificate] = {}
+        self.settings = CloudSettings(endpoint=a.endpoint, port=a.port, certs=a.certs, cert_name="cloud_backend",
+                                      ca_name="ca.pem", thing=a.thing, connect_timeout=a.timeout)
+        self.topics = MqttTopics(a.thing)
+
+    def cert(self) -> x509.Certificate:
+        if "cert" not in self._loaded:
+            if not self.cert_path.exists():
+                raise Failure(f"{self.cert_path} is missing: run ./scripts/ven_control.sh start (dev PKI) or put the "
                               "thing's AWS IoT certificate there")
-            loaded["cert"] = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        return loaded["cert"]
+            self._loaded["cert"] = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+        return self._loaded["cert"]
 
-    def thing_name() -> str:
-        cn = _cn(cert())
+    def thing_name(self) -> str:
+        cn = _cn(self.cert())
         if cn == AWS_CN:
             return f"AWS-issued certificate (CN {AWS_CN!r}): the thing is the one it is attached to in AWS IoT"
-        if cn != a.thing:
-            raise Failure(f"IOT_THING_NAME is {a.thing!r} but certs/client.crt is for {cn!r}: set "
+        if cn != self.a.thing:
+            raise Failure(f"IOT_THING_NAME is {self.a.thing!r} but certs/client.crt is for {cn!r}: set "
                           f"IOT_THING_NAME={cn} or use that thing's certificate")
-        return f"IOT_THING_NAME {a.thing!r} = the certificate's CN"
+        return f"IOT_THING_NAME {self.a.thing!r} = the certificate's CN"
 
-    def expiry() -> str:
-        c = cert()
-        now = dt.datetime.now(dt.timezone.utc)
+    def expiry(self) -> str:
+        c = self.cert()
+        now = dt.datetime.now(dt.UTC)
         if now < c.not_valid_before_utc:
             raise Failure(f"certs/client.crt is valid only from {c.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: "
                           "check the machine's clock")
@@ -111,22 +111,22 @@ def main() -> int:
                           "(dev PKI: delete certs/client.* and run ./scripts/ven_control.sh start)")
         return f"valid until {c.not_valid_after_utc:%Y-%m-%d} ({(c.not_valid_after_utc - now).days} days)"
 
-    def key_matches() -> str:
-        if not key_path.exists():
-            raise Failure(f"{key_path} is missing: put the thing's private key there (chmod 600)")
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    def key_matches(self) -> str:
+        if not self.key_path.exists():
+            raise Failure(f"{self.key_path} is missing: put the thing's private key there (chmod 600)")
+        key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
         pub = serialization.PublicFormat.SubjectPublicKeyInfo
         enc = serialization.Encoding.DER
-        if key.public_key().public_bytes(enc, pub) != cert().public_key().public_bytes(enc, pub):
+        if key.public_key().public_bytes(enc, pub) != self.cert().public_key().public_bytes(enc, pub):
             raise Failure("certs/client.key does not belong to certs/client.crt: put the matching key there")
-        mode = key_path.stat().st_mode & 0o777
+        mode = self.key_path.stat().st_mode & 0o777
         return "the key matches the certificate" + ("" if mode & 0o077 == 0 else f" (mode {mode:o}: chmod 600 it)")
 
-    def chain() -> str:
-        if not ca_path.exists():
-            raise Failure(f"{ca_path} is missing: put the CA there (Amazon's root CA for AWS IoT)")
-        cas = x509.load_pem_x509_certificates(ca_path.read_bytes())
-        c = cert()
+    def chain(self) -> str:
+        if not self.ca_path.exists():
+            raise Failure(f"{self.ca_path} is missing: put the CA there (Amazon's root CA for AWS IoT)")
+        cas = x509.load_pem_x509_certificates(self.ca_path.read_bytes())
+        c = self.cert()
         for ca in cas:
             try:
                 c.verify_directly_issued_by(ca)
@@ -138,55 +138,50 @@ def main() -> int:
         raise Failure(f"certs/client.crt was not issued by any CA in certs/ca.pem (issuer {c.issuer.rfc4514_string()}): "
                       "use the CA that signed it, or a certificate from this CA")
 
-    def handshake() -> str:
+    def handshake(self) -> str:
         ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
-        ctx.load_verify_locations(str(ca_path))
-        ctx.use_certificate_file(str(cert_path))
-        ctx.use_privatekey_file(str(key_path))
+        ctx.load_verify_locations(str(self.ca_path))
+        ctx.use_certificate_file(str(self.cert_path))
+        ctx.use_privatekey_file(str(self.key_path))
         ctx.set_verify(SSL.VERIFY_PEER, lambda conn, c, errno, depth, ok: bool(ok))
         try:
-            sock = socket.create_connection((a.endpoint, a.port), timeout=a.timeout)
+            sock = socket.create_connection((self.a.endpoint, self.a.port), timeout=self.a.timeout)
         except OSError as exc:
-            raise Failure(f"{a.endpoint}:{a.port} does not accept connections ({exc}): is the broker running? "
+            raise Failure(f"{self.a.endpoint}:{self.a.port} does not accept connections ({exc}): is the broker running? "
                           "./scripts/ven_control.sh status (ss -ltnp shows who listens)") from None
         sock.settimeout(None)  # pyOpenSSL wants a blocking socket (a timeout reads as WantRead)
         conn = SSL.Connection(ctx, sock)
-        conn.set_tlsext_host_name(a.endpoint.encode())
+        conn.set_tlsext_host_name(self.a.endpoint.encode())
         conn.set_connect_state()
         try:
             conn.do_handshake()
             # TLS 1.3 reports a refused client certificate only after the handshake: read briefly.
             if select.select([sock], [], [], 1.0)[0]:
-                try:
+                with contextlib.suppress(SSL.ZeroReturnError):
                     conn.recv(1)
-                except SSL.ZeroReturnError:
-                    pass
         except SSL.Error as exc:
-            raise Failure(f"TLS handshake with {a.endpoint}:{a.port} failed: {exc}: the server refused the "
+            raise Failure(f"TLS handshake with {self.a.endpoint}:{self.a.port} failed: {exc}: the server refused the "
                           "certificate, or certs/ca.pem is not the server's CA") from None
         finally:
             sock.close()
         peer = [_cn(c.to_cryptography()) for c in (conn.get_peer_cert_chain() or [])]
-        return f"{a.endpoint}:{a.port} {conn.get_protocol_version_name()}, server chain {' <- '.join(peer) or '?'}"
+        return f"{self.a.endpoint}:{self.a.port} {conn.get_protocol_version_name()}, server chain {' <- '.join(peer) or '?'}"
 
-    settings = CloudSettings(endpoint=a.endpoint, port=a.port, certs=a.certs, cert_name="cloud_backend",
-                             ca_name="ca.pem", thing=a.thing, connect_timeout=a.timeout)
-    topics = MqttTopics(a.thing)
 
-    def round_trip() -> str:
-        if not (a.certs / "cloud_backend.crt").exists():
+    def round_trip(self) -> str:
+        if not (self.a.certs / "cloud_backend.crt").exists():
             raise Failure("no cloud_backend certificate in certs/ to send a command as the backend: send one from "
                           "the AWS IoT console's MQTT test client to ven/cmd/{thing} instead")
-        command = {"op": "status", "correlationId": new_correlation_id("doctor"), "venId": a.thing}
+        command = {"op": "status", "correlationId": new_correlation_id("doctor"), "venId": self.a.thing}
         try:
-            with CloudClient(settings) as client:
-                ack = client.request(command, a.timeout)
+            with CloudClient(self.settings) as client:
+                ack = client.request(command, self.a.timeout)
         except CliError as exc:
-            raise Failure(f"{exc} (the bridge must be subscribed to {topics.cmd}: "
+            raise Failure(f"{exc} (the bridge must be subscribed to {self.topics.cmd}: "
                           "grep backendbridge /tmp/ven_enhanced.log)") from None
-        return f"{topics.cmd} -> ack {ack.get('status')} ({ack.get('correlationId')})"
+        return f"{self.topics.cmd} -> ack {ack.get('status')} ({ack.get('correlationId')})"
 
-    def telemetry() -> str:
+    def telemetry(self) -> str:
         box: queue.Queue[dict] = queue.Queue()
 
         def on_reading(topic: str, payload: bytes) -> None:
@@ -194,38 +189,52 @@ def main() -> int:
                 doc = json.loads(payload)
             except ValueError:
                 return
-            if isinstance(doc, dict) and doc.get("venId") == a.thing:
+            if isinstance(doc, dict) and doc.get("venId") == self.a.thing:
                 box.put(doc)
         try:
-            with CloudClient(settings) as client:
-                client.subscribe(topics.metering, on_reading)
-                doc = box.get(timeout=a.timeout)
+            with CloudClient(self.settings) as client:
+                client.subscribe(self.topics.metering, on_reading)
+                doc = box.get(timeout=self.a.timeout)
         except queue.Empty:
-            raise Failure(f"no reading from {a.thing} on {topics.metering} in {a.timeout:g} s: "
+            raise Failure(f"no reading from {self.a.thing} on {self.topics.metering} in {self.a.timeout:g} s: "
                           "./scripts/ven_control.sh status; the driver: grep platform_driver /tmp/ven_enhanced.log") from None
         except CliError as exc:
             raise Failure(str(exc)) from None
-        return f"reading from {a.thing}: power_kw {doc.get('power_kw')}, quality {doc.get('quality', '?')}"
+        return f"reading from {self.a.thing}: power_kw {doc.get('power_kw')}, quality {doc.get('quality', '?')}"
 
-    def backend() -> str:
-        if not a.backend_url:
+    def backend(self) -> str:
+        if not self.a.backend_url:
             raise Failure("BACKEND_URL is not set: set it to your backend (the local default starts a stand-in)")
         try:
-            with urllib.request.urlopen(a.backend_url.rstrip("/") + "/health", timeout=a.timeout) as resp:
+            with urllib.request.urlopen(self.a.backend_url.rstrip("/") + "/health", timeout=self.a.timeout) as resp:
                 body = resp.read(2000).decode(errors="replace")
-                return f"{a.backend_url}/health: {resp.status} {body[:120]}"
+                return f"{self.a.backend_url}/health: {resp.status} {body[:120]}"
         except (urllib.error.URLError, OSError) as exc:
-            raise Failure(f"{a.backend_url}/health unreachable ({getattr(exc, 'reason', exc)}): is the backend "
+            raise Failure(f"{self.a.backend_url}/health unreachable ({getattr(exc, 'reason', exc)}): is the backend "
                           "running? ./scripts/ven_control.sh status") from None
 
-    check.run("thing name", thing_name)
-    check.run("certificate expiry", expiry)
-    check.run("key matches certificate", key_matches)
-    check.run("chain verifies against certs/ca.pem", chain)
-    check.run("TLS handshake with the endpoint", handshake)
-    check.run("command round trip through the cloud", round_trip)
-    check.run("telemetry flowing", telemetry)
-    check.run("backend health", backend)
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--thing", default=os.environ.get("IOT_THING_NAME") or DEFAULT_THING_NAME)
+    p.add_argument("--endpoint", default=os.environ.get("IOT_ENDPOINT") or "localhost")
+    p.add_argument("--port", type=int, default=int(os.environ.get("IOT_PORT") or (
+        8883 if os.environ.get("IOT_ENDPOINT") else os.environ.get("BROKER_PORT") or 8883)))
+    p.add_argument("--certs", type=Path, default=Path(os.environ.get("VEN_CLOUD_CERTS") or REPO / "certs"))
+    p.add_argument("--backend-url", default=os.environ.get("BACKEND_URL") or "")
+    p.add_argument("--timeout", type=float, default=10.0)
+    a = p.parse_args()
+    check = Check()
+
+    doctor = Doctor(a)
+    check.run("thing name", doctor.thing_name)
+    check.run("certificate expiry", doctor.expiry)
+    check.run("key matches certificate", doctor.key_matches)
+    check.run("chain verifies against certs/ca.pem", doctor.chain)
+    check.run("TLS handshake with the endpoint", doctor.handshake)
+    check.run("command round trip through the cloud", doctor.round_trip)
+    check.run("telemetry flowing", doctor.telemetry)
+    check.run("backend health", doctor.backend)
     print(f"{8 - check.failed} of 8 checks passed" + ("" if not check.failed else f"; {check.failed} failed"))
     return check.failed
 

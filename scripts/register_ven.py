@@ -15,19 +15,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _project_env  # noqa: E402,F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
+import _project_env  # noqa: F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
 
-from ven_common.cloud_client import (  # noqa: E402
-    EXIT_FAILURE, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError, add_thing_arg, local_call, print_json, run_cli,
+from ven_common.cloud_client import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliError,
+    add_thing_arg,
+    local_call,
+    print_json,
+    run_cli,
 )
-from ven_common.contract import BRIDGE_IDENTITY, registration_body  # noqa: E402
+from ven_common.contract import BRIDGE_IDENTITY, registration_body
 
 
 def post(url: str, body: dict, timeout: float) -> tuple[int, str]:
@@ -43,7 +50,7 @@ def post(url: str, body: dict, timeout: float) -> tuple[int, str]:
         reason = exc.reason.strerror if isinstance(exc.reason, OSError) and exc.reason.strerror else exc.reason
         raise CliError(f"backend {url} is unreachable: {reason}; check BACKEND_URL and that the backend is up",
                        EXIT_UNREACHABLE) from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise CliError(f"backend {url} did not answer within {timeout:g} s; check BACKEND_URL", EXIT_UNREACHABLE) from None
 
 

@@ -26,9 +26,15 @@ as_svc mkdir -p "$VEN_ROOT/tmp/pytest" "$VEN_SRC/tests/artifacts"
 step "Running the test suite as '$VEN_USER' (setup took $((SECONDS - t0)) s)"
 set +o errexit
 trap - ERR   # a failing test run is reported by pytest itself
+as_svc env VEN_PY="$VENV/bin/python" bash "$VEN_SRC/scripts/check_code.sh"   # ruff + mypy: a finding fails the run
+check_rc=$?
 VOLTTRON_HOME="$VEN_ROOT/tmp/no-platform-here" as_svc bash -c 'cd "$1" && shift && exec python -m pytest -p no:cacheprovider --basetemp="$VEN_ROOT/tmp/pytest" "$@"' _ \
     "$VEN_SRC" "$@"
 rc=$?
+if [ "$check_rc" -ne 0 ]; then
+    printf 'error: scripts/check_code.sh reported findings (above)\n' >&2
+    if [ "$rc" -eq 0 ]; then rc=1; fi
+fi
 set -o errexit
 if [ -d "$VEN_SRC/tests/artifacts" ]; then
     mkdir -p "$VEN_REPO/tests/artifacts" && cp -r "$VEN_SRC/tests/artifacts/." "$VEN_REPO/tests/artifacts/" 2>/dev/null || true

@@ -17,13 +17,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _project_env  # noqa: E402,F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
+import _project_env  # noqa: F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
 
-from ven_common.cloud_client import (  # noqa: E402
-    EXIT_FAILURE, EXIT_OK, CliError, CloudClient, add_connection_args, add_thing_arg, local_call,
-    new_correlation_id, print_json, run_cli, settings_from_args,
+from ven_common.cloud_client import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    CliError,
+    CloudClient,
+    add_connection_args,
+    add_thing_arg,
+    local_call,
+    new_correlation_id,
+    print_json,
+    run_cli,
+    settings_from_args,
 )
-from ven_common.contract import VEN_IDENTITY, Op, event_command, restore_command  # noqa: E402
+from ven_common.contract import VEN_IDENTITY, Op, event_command, restore_command
 
 OPS = [Op.EVENT.value, Op.RESTORE.value, Op.CANCEL.value, Op.STATUS.value]
 

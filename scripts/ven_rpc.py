@@ -57,7 +57,7 @@ def main() -> int:
         print(f"error: {a.peer}.{a.method} failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        agent.core.stop(timeout=2)
+        vip_client.stop(agent)
     print(_bridge_line(result) if a.format == "bridge" else json.dumps(result, indent=2, default=str))
     return 0
 

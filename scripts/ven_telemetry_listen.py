@@ -16,14 +16,20 @@ import argparse
 import datetime as dt
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _project_env  # noqa: E402,F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
+import _project_env  # noqa: F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
 
-from ven_common.cloud_client import (  # noqa: E402
-    EXIT_OK, CloudClient, add_connection_args, add_thing_arg, run_cli, settings_from_args,
+from ven_common.cloud_client import (
+    EXIT_OK,
+    CloudClient,
+    add_connection_args,
+    add_thing_arg,
+    run_cli,
+    settings_from_args,
 )
 
 

@@ -1,1 +1,2 @@
-"""The test suite (a package, so `tests.support` is ours and not a dependency's top-level `tests`)."""
+"""The test suite (a package: a dependency of volttron-testing installs a top-level ``tests`` package into
+site-packages, which would otherwise shadow this directory and break ``tests.support`` imports)."""

@@ -6,6 +6,7 @@ Kept out of agent.py so every rule is unit-testable without VOLTTRON or gevent.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from ven_common.contract import (
 
 from backendbridge.batching import KIND_ACK, KIND_METERING, KIND_TELEMETRY
 from backendbridge.envelope import EnvelopeChecker
+
+_log = logging.getLogger(__name__)
 
 FORWARDED_BUS_TOPICS = (
     BusTopics.METERING,
@@ -128,6 +131,17 @@ class CommandPipeline:
             return self._error_ack(command, RejectReason.INTERNAL, f"VEN agent error: {exc}"), verdict.correlation_id
         return self.ack_from_result(command, result), verdict.correlation_id
 
+    def handle(self, raw: bytes, call_ven: Callable[[dict[str, Any]], Any],
+               queue_ack: Callable[[dict[str, Any]], None]) -> None:
+        """Exactly one ack per command, handed to ``queue_ack`` (which raises if it cannot store it)."""
+        started = time.monotonic()
+        ack, correlation_id = self.process(raw, call_ven)
+        if ack.get("status") == "rejected":
+            _log.warning("command %s rejected (%s): %s", correlation_id, ack.get("reason_code"), ack.get("reason"))
+        _log.info("command %s %s -> %s in %.1f ms", ack.get("op"), correlation_id, ack.get("status"),
+                  (time.monotonic() - started) * 1000)
+        queue_ack(ack)
+
     def ack_from_result(self, command: Mapping[str, Any], result: Any) -> dict[str, Any]:
         """The VEN's ack as returned by ``handle_command``; a non-dict is an internal error."""
         if isinstance(result, Mapping):
@@ -139,7 +153,7 @@ class CommandPipeline:
         return self._error_ack(command, RejectReason.INTERNAL, f"VEN returned {type(result).__name__} instead of an ack")
 
     def _error_ack(self, command: Mapping[str, Any], code: RejectReason, reason: str) -> dict[str, Any]:
-        return reject_ack(
+        return dict(reject_ack(
             op=command.get("op"),
             correlation_id=read_correlation_id(command),
             reason_code=code,
@@ -147,4 +161,4 @@ class CommandPipeline:
             ts=int(self._clock()),
             ven_id=self.thing,
             event_id=command.get("event_id"),
-        )
+        ))

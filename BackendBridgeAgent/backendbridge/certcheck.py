@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import stat
 from pathlib import Path
+from typing import Any
 
 # cryptography is imported inside certificate_problems: the agent calls the isolated variant and
 # must not pay for x509 at import.
@@ -27,11 +28,10 @@ def certificate_problems(
     """(errors, warnings). Errors mean connecting cannot work; never logs key material."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    from cryptography.x509.oid import NameOID
 
     errors: list[str] = []
     warnings: list[str] = []
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     for label, path in (("CA bundle", ca), ("client certificate", cert), ("private key", key)):
         if not path.is_file():
             errors.append(f"{label} not found: {path}")
@@ -53,19 +53,7 @@ def certificate_problems(
         errors.append(f"client certificate {cert} is not a PEM certificate: {exc}")
         return errors, warnings
 
-    if now < certificate.not_valid_before_utc:
-        errors.append(f"client certificate {cert} is not valid before {certificate.not_valid_before_utc.isoformat()}")
-    if now > certificate.not_valid_after_utc:
-        errors.append(f"client certificate {cert} expired on {certificate.not_valid_after_utc.isoformat()}")
-    elif certificate.not_valid_after_utc - now < dt.timedelta(days=14):
-        warnings.append(f"client certificate {cert} expires on {certificate.not_valid_after_utc.isoformat()}")
-
-    cns = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    cn = str(cns[0].value) if cns else None
-    if cn == AWS_GENERIC_CN:
-        warnings.append(f"certificate CN is {AWS_GENERIC_CN!r}; the thing name {thing!r} is bound by the AWS policy")
-    elif cn != thing:
-        errors.append(f"client certificate CN {cn!r} does not match the thing name {thing!r} (IOT_THING_NAME)")
+    _certificate_checks(certificate, cert, thing, now, errors, warnings)
 
     try:
         private = serialization.load_pem_private_key(key.read_bytes(), password=None)
@@ -81,6 +69,25 @@ def certificate_problems(
     return errors, warnings
 
 
+def _certificate_checks(certificate: Any, cert: Path, thing: str, now: dt.datetime,
+                        errors: list[str], warnings: list[str]) -> None:
+    """Validity window and CN of the client certificate, appended to ``errors``/``warnings``."""
+    from cryptography.x509.oid import NameOID
+
+    if now < certificate.not_valid_before_utc:
+        errors.append(f"client certificate {cert} is not valid before {certificate.not_valid_before_utc.isoformat()}")
+    if now > certificate.not_valid_after_utc:
+        errors.append(f"client certificate {cert} expired on {certificate.not_valid_after_utc.isoformat()}")
+    elif certificate.not_valid_after_utc - now < dt.timedelta(days=14):
+        warnings.append(f"client certificate {cert} expires on {certificate.not_valid_after_utc.isoformat()}")
+    cns = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = str(cns[0].value) if cns else None
+    if cn == AWS_GENERIC_CN:
+        warnings.append(f"certificate CN is {AWS_GENERIC_CN!r}; the thing name {thing!r} is bound by the AWS policy")
+    elif cn != thing:
+        errors.append(f"client certificate CN {cn!r} does not match the thing name {thing!r} (IOT_THING_NAME)")
+
+
 def certificate_problems_isolated(ca: Path, cert: Path, key: Path, thing: str,
                                   timeout: float = 30.0) -> tuple[list[str], list[str]]:
     """:func:`certificate_problems` in a short-lived child process.
@@ -94,7 +101,7 @@ def certificate_problems_isolated(ca: Path, cert: Path, key: Path, thing: str,
 
     cmd = [sys.executable, "-m", "backendbridge.certcheck", str(ca), str(cert), str(key), thing]
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         verdict = json.loads(result.stdout)
         return list(verdict["errors"]), list(verdict["warnings"])
     except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):

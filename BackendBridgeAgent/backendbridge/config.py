@@ -15,6 +15,7 @@ from ven_common.contract import (
     DEFAULT_THING_NAME,
     MqttTopics,
 )
+from ven_common.errors import ConfigError as _ProjectConfigError
 
 from backendbridge.limits import topic_problems
 
@@ -27,12 +28,11 @@ ENV_OVERRIDES: dict[str, str] = {
 }
 
 
-class ConfigError(ValueError):
-    """Raised with every problem found, one per line."""
+class ConfigError(_ProjectConfigError):
+    """The bridge's configuration is invalid: every problem found, one per line."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid bridge config:\n  " + "\n  ".join(problems))
+        super().__init__(problems, "invalid bridge config:\n  " + "\n  ".join(problems))
 
 
 class _Frozen(BaseModel):
@@ -119,7 +119,7 @@ class BridgeConfig(_Frozen):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _cross_field(self) -> "BridgeConfig":
+    def _cross_field(self) -> BridgeConfig:
         problems: list[str] = []
         if self.reconnect_min_sec > self.reconnect_max_sec:
             problems.append("reconnect_min_sec must be <= reconnect_max_sec")
@@ -130,7 +130,7 @@ class BridgeConfig(_Frozen):
             raise ValueError("; ".join(problems))
         return self
 
-    def mqtt_topics(self) -> "BridgeTopics":
+    def mqtt_topics(self) -> BridgeTopics:
         return BridgeTopics(
             thing=self.thing_name,
             metering=self.topics.metering,

@@ -135,7 +135,7 @@ class Drainer:
                     # paho would resend an oversize message forever and block the queue.
                     self.outbox.dead_letter(msg.seqs, "; ".join(problems))
                     self.dead_lettered += len(msg.seqs)
-                    self._cursor = max(self._cursor, max(msg.seqs))
+                    self._cursor = max(self._cursor, *msg.seqs)
                     continue
                 if len(self._inflight) >= self.max_inflight:
                     return None
@@ -150,6 +150,6 @@ class Drainer:
                 if not self.link.publish(msg.topic, msg.payload, QOS, token):
                     del self._inflight[token]
                     return _RETRY_AFTER_REFUSAL
-                self._cursor = max(self._cursor, max(msg.seqs))
+                self._cursor = max(self._cursor, *msg.seqs)
                 self.sent += 1
                 published += 1

@@ -66,4 +66,4 @@ class EnvelopeChecker:
             ven_id=self.thing,
             event_id=obj.get("event_id") if isinstance(obj, dict) else None,
         )
-        return Verdict(command=None, reject=ack, reason_code=decoded.code, correlation_id=cid)
+        return Verdict(command=None, reject=dict(ack), reason_code=decoded.code, correlation_id=cid)

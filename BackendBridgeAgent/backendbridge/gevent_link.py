@@ -52,7 +52,7 @@ class GeventHandoff:
                     return
                 try:
                     fn()
-                except Exception:
+                except Exception:  # noqa: BLE001 - one failing callback must not stop the queue (logged)
                     _log.exception("link callback failed")
         finally:
             self._draining = False

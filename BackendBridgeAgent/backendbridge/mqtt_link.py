@@ -18,6 +18,7 @@ and only replaces the delay policy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -173,7 +174,8 @@ class CloudLink:
         client.will_set(s.topics.telemetry, s.will_payload("connection_lost"), qos=1, retain=False)
         client.max_inflight_messages_set(s.max_inflight)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(s.reconnect_min, s.reconnect_min)
+        # paho's stubs say int; it computes with floats, and the backoff is sub-second at first.
+        client.reconnect_delay_set(s.reconnect_min, s.reconnect_min)  # type: ignore[arg-type]
         client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -244,10 +246,8 @@ class CloudLink:
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         # paho never sets it; without it a command->ack round trip stalls on delayed ACKs.
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            pass
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -260,7 +260,7 @@ class CloudLink:
         self.last_connect = self._wall()
         self._backoff.connected(self._clock())
         # Always resubscribe: AWS may have expired the persistent session (1 h default).
-        result, mid = client.subscribe([(topic, 1) for topic in self.settings.subscriptions()])
+        _result, mid = client.subscribe([(topic, 1) for topic in self.settings.subscriptions()])
         self._sub_mid = mid
         _log.info(
             "connected to %s:%s (session_present=%s)", self.settings.endpoint, self.settings.port, self._session_present
@@ -277,7 +277,7 @@ class CloudLink:
 
     def _schedule_reconnect(self, client: mqtt.Client) -> float:
         delay = max(_MIN_PAHO_DELAY, self._backoff.next_delay())
-        client.reconnect_delay_set(delay, delay)
+        client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]  # float delays: see start()
         return delay
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:

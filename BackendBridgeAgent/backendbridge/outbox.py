@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -251,7 +252,7 @@ class Outbox:
                 (limit,),
             ).fetchall()
         keys = ("seq", "kind", "topic", "created", "moved", "reason")
-        return [dict(zip(keys, r)) for r in rows]
+        return [dict(zip(keys, r, strict=False)) for r in rows]
 
     def close(self) -> None:
         with self._lock:
@@ -267,34 +268,16 @@ class Outbox:
                 (name, by),
             )
 
-    def _tx(self) -> "_Transaction":
-        return _Transaction(self)
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT; on error ROLLBACK and resync the in-memory depth."""
-
-    def __init__(self, outbox: Outbox) -> None:
-        self._outbox = outbox
-        self._depth_before = outbox._depth
-
-    def __enter__(self) -> sqlite3.Connection:
-        self._outbox._lock.acquire()
-        self._depth_before = self._outbox._depth
-        try:
-            self._outbox._db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._outbox._lock.release()
-            raise
-        return self._outbox._db
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        db = self._outbox._db
-        try:
-            if exc_type is None:
-                db.execute("COMMIT")
-            else:
-                db.execute("ROLLBACK")
-                self._outbox._depth = self._depth_before
-        finally:
-            self._outbox._lock.release()
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; on error ROLLBACK and resync the in-memory depth."""
+        with self._lock:
+            depth_before = self._depth
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._depth = depth_before
+                raise
+            self._db.execute("COMMIT")

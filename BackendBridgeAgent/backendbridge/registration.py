@@ -18,8 +18,10 @@ from backendbridge.backoff import FullJitterBackoff
 
 
 class _Response(Protocol):
-    status_code: int
-    text: str
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def text(self) -> str: ...
 
 
 PostFn = Callable[..., _Response]
@@ -59,7 +61,7 @@ def register_once(
     body: Mapping[str, Any] = registration_body(thing, lat, lon)
     try:
         response = post(registration_url(backend_url), json=body, timeout=timeout)
-    except Exception as exc:  # requests raises many types; all mean "try again later"
+    except Exception as exc:  # noqa: BLE001 - requests raises many types; all mean "try again later"
         return RegistrationResult(False, True, None, f"{type(exc).__name__}: {exc}"[:300])
     result = classify(int(response.status_code))
     if not result.ok:

@@ -57,6 +57,55 @@ def _wrap(reported: Mapping[str, Any]) -> dict[str, Any]:
     return {"state": {"reported": dict(reported)}}
 
 
+def _full_reported(
+    status: Mapping[str, Any],
+    circuits: list[Any] | None,
+    overrides: Mapping[str, Any] | None,
+    bridge: Mapping[str, Any] | None,
+    desired_echo: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The whole reported state (before any size cut) and the status extras in it."""
+    reported: dict[str, Any] = {"online": True}
+    for key in ("power_kw", "shed_kw", "active_event"):
+        if key in status:
+            reported[key] = _clean(status[key])
+    extras = {k: _clean(v) for k, v in status.items() if k not in _STATUS_CORE_KEYS}
+    reported.update(extras)
+    if circuits is not None:
+        reported["circuits"] = circuits
+    if overrides:
+        reported["overrides"] = _clean(dict(overrides))
+    if bridge:
+        reported["bridge"] = _clean(dict(bridge))
+    if desired_echo:
+        reported.update(_clean(dict(desired_echo)))
+    return reported, extras
+
+
+def _drop_detail(reported: dict[str, Any]) -> None:
+    """Keep only the core bridge counters and the active event's id."""
+    if isinstance(reported.get("bridge"), dict):
+        reported["bridge"] = {k: reported["bridge"][k] for k in BRIDGE_CORE_KEYS if k in reported["bridge"]}
+    if isinstance(reported.get("active_event"), dict):
+        reported["active_event"] = {"event_id": reported["active_event"].get("event_id")}
+
+
+def _truncate_circuits(reported: dict[str, Any], max_bytes: int) -> int:
+    """Binary search for the longest circuit prefix that fits; returns its length."""
+    full = reported["circuits"]
+    reported["circuits_truncated"] = len(full)
+    lo, hi = 0, len(full)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        reported["circuits"] = full[:mid]
+        if _size(_wrap(reported)) <= max_bytes:
+            lo = mid
+        else:
+            hi = mid - 1
+    reported["circuits"] = full[:lo]
+    return lo
+
+
 def build_reported(
     status: Mapping[str, Any] | None,
     *,
@@ -69,59 +118,30 @@ def build_reported(
     status = status or {}
     circuits_raw = status.get("circuits")
     circuits = [_clean(c) for c in circuits_raw if isinstance(c, Mapping)] if isinstance(circuits_raw, list) else []
-    reported: dict[str, Any] = {"online": True}
-    for key in ("power_kw", "shed_kw", "active_event"):
-        if key in status:
-            reported[key] = _clean(status[key])
-    extras = {k: _clean(v) for k, v in status.items() if k not in _STATUS_CORE_KEYS}
-    reported.update(extras)
-    if circuits_raw is not None:
-        reported["circuits"] = circuits
-    if overrides:
-        reported["overrides"] = _clean(dict(overrides))
-    if bridge:
-        reported["bridge"] = _clean(dict(bridge))
-    if desired_echo:
-        reported.update(_clean(dict(desired_echo)))
-
+    reported, extras = _full_reported(status, circuits if circuits_raw is not None else None,
+                                      overrides, bridge, desired_echo)
     doc = _wrap(reported)
     if _size(doc) <= max_bytes:
         return doc
-
     # 1. circuit detail
     if "circuits" in reported:
         reported["circuits"] = [{k: c[k] for k in CIRCUIT_CORE_KEYS if k in c} for c in circuits]
     doc = _wrap(reported)
     if _size(doc) <= max_bytes:
         return doc
-    # 2. bridge counters
-    if isinstance(reported.get("bridge"), dict):
-        reported["bridge"] = {k: reported["bridge"][k] for k in BRIDGE_CORE_KEYS if k in reported["bridge"]}
-    # 3. active event detail
-    if isinstance(reported.get("active_event"), dict):
-        reported["active_event"] = {"event_id": reported["active_event"].get("event_id")}
+    # 2. bridge counters, 3. active event detail
+    _drop_detail(reported)
     doc = _wrap(reported)
     if _size(doc) <= max_bytes:
         return doc
-    # 4. truncate circuits: binary search for the longest prefix that fits
-    if reported.get("circuits"):
-        full = reported["circuits"]
-        reported["circuits_truncated"] = len(full)
-        lo, hi = 0, len(full)
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            reported["circuits"] = full[:mid]
-            if _size(_wrap(reported)) <= max_bytes:
-                lo = mid
-            else:
-                hi = mid - 1
-        reported["circuits"] = full[:lo]
+    # 4. truncate circuits: the longest prefix that fits
+    if reported.get("circuits") and _truncate_circuits(reported, max_bytes) > 0:
         doc = _wrap(reported)
-        if lo > 0 and _size(doc) <= max_bytes:
+        if _size(doc) <= max_bytes:
             return doc
     # 5. no circuit list, no extras
     count = len(circuits)
-    for key in list(extras) + ["circuits", "circuits_truncated"]:
+    for key in [*list(extras), "circuits", "circuits_truncated"]:
         reported.pop(key, None)
     if circuits_raw is not None:
         reported["circuit_count"] = count
@@ -134,7 +154,8 @@ def build_reported(
         "online": True,
         "power_kw": _clean(status.get("power_kw")) if not isinstance(status.get("power_kw"), (Mapping, list)) else None,
         "shed_kw": _clean(status.get("shed_kw")) if not isinstance(status.get("shed_kw"), (Mapping, list)) else None,
-        "active_event_id": _clean(event.get("event_id"))[:128] if isinstance(event, Mapping) and isinstance(event.get("event_id"), str) else None,
+        "active_event_id": (_clean(event.get("event_id"))[:128]
+                            if isinstance(event, Mapping) and isinstance(event.get("event_id"), str) else None),
     }
     return _wrap(minimal)
 

@@ -7,38 +7,46 @@ Circuits are reached only through ``platform.driver`` so any driver can replace 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
-import sys
 import time
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, cast
 
 import gevent
 import gevent.lock
 import gevent.queue
-
+from volttron import utils
 from volttron.client.vip.agent import RPC, Agent, Core
+from volttron.client.vip.agent.subsystems.web import WebSubSystem
 from volttron.utils.commands import vip_main
-import volttron.utils as utils
 
-from ven_common.contract import (DEFAULT_THING_NAME, DRIVER_IDENTITY, BusTopics, RejectReason, read_correlation_id,
-                                 reject_ack)
+from ven_common.contract import (
+    BRIDGE_IDENTITY,
+    DEFAULT_THING_NAME,
+    DRIVER_IDENTITY,
+    Ack,
+    BusTopics,
+    RejectReason,
+    read_correlation_id,
+    reject_ack,
+)
+
+from venagent import driver_io, proxy_reaper
 from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
 from venagent.core.config import apply_desired_settings
-from venagent.web import VenWeb
 from venagent.journal import Journal
-from venagent import proxy_reaper
+from venagent.web import VenWeb
 
 _log = logging.getLogger(__name__)
 __version__ = "0.1.0"
 
 TICK_SEC = 0.5
 REAP_SEC = 5.0
-READ_TIME_TIMEOUT_SEC = 1.0
 
 # State-changing RPCs: only identities granted them (install_agents.sh: the bridge, the operator
 # tool) may call them; the read-only ones stay open. VOLTTRON's authorization wraps them.
@@ -50,6 +58,40 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+class _PageHost:
+    """The web page's view of this agent (:class:`venagent.web.WebHost`)."""
+
+    def __init__(self, agent: VenAgent) -> None:
+        self._agent = agent
+
+    @property
+    def identity(self) -> str:
+        return str(self._agent.core.identity)
+
+    def peers(self) -> list[str]:
+        return list(self._agent.vip.peerlist().get(timeout=10))
+
+    def get_status(self) -> dict[str, Any]:
+        return self._agent.get_status()
+
+    def recent_events(self, limit: int) -> list[dict[str, Any]]:
+        engine = self._agent.engine
+        return engine.recent_events(limit) if engine is not None else []
+
+    def thing(self) -> str | None:
+        config = self._agent.config
+        return None if config is None else config.thing_name
+
+    def send_event(self, shed_kw: float, duration_sec: float, event_id: str | None = None) -> dict[str, Any]:
+        return self._agent.send_event(shed_kw, duration_sec, event_id=event_id)
+
+    def restore(self) -> dict[str, Any]:
+        return self._agent.restore()
+
+    def bridge_status(self) -> Any:
+        return self._agent.vip.rpc.call(BRIDGE_IDENTITY, "get_status").get(timeout=2)
+
+
 class VenAgent(Agent):
     def __init__(self, config_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -57,7 +99,9 @@ class VenAgent(Agent):
         self._config: VenConfig | None = None
         self._engine: VenEngine | None = None
         self._devices: dict[str, list[str]] = {}
-        self._web = VenWeb(self)  # the operator's page (venagent/web.py); off without platform.web
+        # The operator's page (venagent/web.py); off without platform.web. volttron-core rc38's
+        # Agent has no vip.web: the agent builds the web subsystem itself (it exports route.callback).
+        self._web = VenWeb(_PageHost(self), WebSubSystem(self, self.core, self.vip.rpc))
         self._journal = Journal()
         self._outgoing: gevent.queue.Queue[tuple[Effects, str, str | None]] = gevent.queue.Queue()
         self._publisher: gevent.Greenlet | None = None
@@ -65,6 +109,14 @@ class VenAgent(Agent):
         self._command_lock = gevent.lock.BoundedSemaphore()
         self.vip.config.set_default("config", self._defaults)
         self.vip.config.subscribe(self._configure, actions=["NEW", "UPDATE"], pattern="config")
+
+    @property
+    def engine(self) -> VenEngine | None:
+        return self._engine
+
+    @property
+    def config(self) -> VenConfig | None:
+        return self._config
 
     # -- configuration -------------------------------------------------------------------
     def _configure(self, config_name: str, action: str, contents: Mapping[str, Any]) -> None:
@@ -118,8 +170,10 @@ class VenAgent(Agent):
         # @PubSub.subscribe is never registered in volttron-core rc38: subscribe explicitly.
         self.vip.pubsub.subscribe("pubsub", "devices/", self._on_device_publish).get(timeout=10)
         self._protect_rpcs()
-        self.core.periodic(TICK_SEC, self._tick, wait=TICK_SEC)
-        self.core.periodic(REAP_SEC, self._reap_proxies, wait=REAP_SEC)
+        # Agent.core is typed as the abstract CoreLoop; the core builder makes a Core (periodic etc.).
+        core = cast(Core, self.core)
+        core.periodic(TICK_SEC, self._tick, wait=TICK_SEC)
+        core.periodic(REAP_SEC, self._reap_proxies, wait=REAP_SEC)
         self._web.start()
         _log.info("VenAgent started as %s", self.core.identity)
 
@@ -189,24 +243,10 @@ class VenAgent(Agent):
             _log.exception("handling readings from %s failed", topic)
 
     def _read_times(self, device: str) -> dict[str, float]:
-        """When the driver last read each point of ``device`` from the device (its ``last()``, a
-        cache lookup of a few ms): an ``/all`` publish repeats cached values for a few polls after
-        the device stopped answering, and those must not pass for fresh readings."""
-        try:
-            answer = self.vip.rpc.call(DRIVER_IDENTITY, "last", topic=f"devices/{device}", value=False,
-                                       updated=True).get(timeout=READ_TIME_TIMEOUT_SEC)
-        except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - then nothing in this publish counts as fresh
-            _log.warning("cannot ask the driver when %s was read (%s): its values count as stale", device,
-                         exc or type(exc).__name__)
-            return {}
-        out: dict[str, float] = {}
-        for topic, stamp in (answer.items() if isinstance(answer, Mapping) else ()):
-            if isinstance(stamp, str):
-                try:
-                    out[str(topic).rsplit("/", 1)[-1]] = datetime.fromisoformat(stamp).timestamp()
-                except ValueError:
-                    continue
-        return out
+        return driver_io.read_times(self._driver_call, device)
+
+    def _driver_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self.vip.rpc.call(DRIVER_IDENTITY, method, *args, **kwargs)
 
     # -- output --------------------------------------------------------------------------
     def _apply(self, effects: Effects, reason: str, source: str | None = None) -> None:
@@ -220,13 +260,13 @@ class VenAgent(Agent):
     def _publish_messages(self, effects: Effects, reason: str, source: str | None) -> None:
         for topic, message in effects.messages:
             self._web.observe(topic, message)
-            if source is not None and topic == BusTopics.ACK:
-                message = dict(message, source=source)
-            self._publish(topic, message, source or reason)
+            sent = dict(message, source=source) if source is not None and topic == BusTopics.ACK else message
+            self._publish(topic, sent, source or reason)
 
     def _publish_later(self, effects: Effects, reason: str, source: str | None) -> None:
         """Publish after the command's RPC has returned its ack: every pubsub publish costs ~3.5 ms
-        of peer-list and authorization round trips before it leaves, ~15 ms for a command's three.
+        of peer-list and authorization round trips before it leaves: an immediate event makes five (two event
+        states, actuation, status, ack), ~18 ms.
         One queue, one publisher greenlet: bus order stays the order of the commands."""
         self._outgoing.put((effects, reason, source))
         if self._publisher is None or self._publisher.dead:
@@ -246,50 +286,12 @@ class VenAgent(Agent):
         self.vip.pubsub.publish("pubsub", topic, headers=headers, message=message)
 
     def _write(self, writes: Mapping[str, bool]) -> tuple[list[str], dict[str, str]]:
-        """One driver ``set`` per device and value (usually one per device), devices in parallel,
-        each bounded by ``driver_timeout_sec``. Returns the circuits written and, for those the
-        driver refused or did not confirm in time, the error: their outcome is unknown.
-
-        Not ``set_multiple_points``: platform-driver 2.0.0rc9 sends its points to every device's
-        interface ("all topics are sent to all remotes"), so with two devices one of them reports
-        errors for the other's points. ``set`` routes each point to its own device."""
         assert self._config is not None
-        groups: dict[tuple[str, bool], list[str]] = defaultdict(list)
-        by_topic: dict[str, str] = {}
-        for name, enabled in writes.items():
-            circuit = self._config.circuit(name)
-            if circuit is not None:
-                topic = f"devices/{circuit.device}/{circuit.enable_point}"
-                groups[(circuit.device, bool(enabled))].append(topic)
-                by_topic[topic] = name
-        calls = {key: self.vip.rpc.call(DRIVER_IDENTITY, "set", key[1], topic=topics) for key, topics in groups.items()}
-        deadline = time.monotonic() + self._config.driver_timeout_sec
-        failed: dict[str, str] = {}
-        for key, result in calls.items():
-            topics = groups[key]
-            try:
-                answer = result.get(timeout=max(0.0, deadline - time.monotonic()))
-            except gevent.Timeout:
-                error = f"no answer from {DRIVER_IDENTITY} within {self._config.driver_timeout_sec:g} s"
-                failed.update({by_topic[t]: error for t in topics})
-                continue
-            except Exception as exc:  # noqa: BLE001 - any driver error leaves the outcome unknown
-                error = f"{type(exc).__name__}: {exc}"[:200]
-                failed.update({by_topic[t]: error for t in topics})
-                continue
-            # (results, errors); the Modbus interface reports a device that is down as errors per topic.
-            errors = answer[1] if isinstance(answer, (list, tuple)) and len(answer) == 2 else {}
-            for topic, error in (errors.items() if isinstance(errors, Mapping) else ()):
-                name = by_topic.get(str(topic))
-                for hit in ([name] if name is not None else [by_topic[t] for t in topics]):
-                    failed[hit] = f"refused: {error}"[:200]
-        if failed:
-            _log.error("driver writes not confirmed: %s", failed)
-        return list(by_topic.values()), failed
+        return driver_io.write_circuits(self._driver_call, self._config, writes)
 
     # -- VIP RPC -------------------------------------------------------------------------
     @RPC.export
-    def handle_command(self, command: Any, source: str = "rpc") -> dict[str, Any]:
+    def handle_command(self, command: Any, source: str = "rpc") -> Ack:
         """Handle a command dict (the MQTT schema) and return its ack, settled with what the
         driver confirmed of its writes (at most ``driver_timeout_sec`` later)."""
         if self._engine is None or self._config is None:
@@ -313,7 +315,7 @@ class VenAgent(Agent):
 
     @RPC.export
     def send_event(self, shed_kw: float, duration_sec: float, event_id: str | None = None,
-                   start_ts: float | None = None, correlation_id: str | None = None) -> dict[str, Any]:
+                   start_ts: float | None = None, correlation_id: str | None = None) -> Ack:
         now = time.time()
         command: dict[str, Any] = {
             "op": "event",
@@ -327,7 +329,7 @@ class VenAgent(Agent):
         return self.handle_command(command, source="rpc")
 
     @RPC.export
-    def restore(self, correlation_id: str | None = None) -> dict[str, Any]:
+    def restore(self, correlation_id: str | None = None) -> Ack:
         now = time.time()
         return self.handle_command(
             {"op": "restore", "correlationId": correlation_id or f"rpc-restore-{int(now * 1000)}"}, source="rpc")
@@ -384,7 +386,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        main()

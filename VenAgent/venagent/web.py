@@ -12,8 +12,10 @@ Routes (registered when ``platform.web`` is on the bus; without it the VEN runs 
                         0600). The platform does not pass Authorization headers or cookies on
                         to agents, hence the token travels in the body.
 
-The agent owns a ring buffer of the last hour of readings (3600 at one reading a second) fed
-from its own metering output, so the chart has history the moment the page opens.
+The page (:class:`VenWeb`) owns a ring buffer of the last hour of readings (3600 at one reading a
+second), fed from the agent's metering output, so the chart has history the moment the page opens.
+It reaches the agent only through :class:`WebHost`; the agent is the only module that imports this
+one. The page's view model (:func:`page_state`, :func:`live_mv`) is pure.
 """
 
 from __future__ import annotations
@@ -25,17 +27,15 @@ import os
 import shutil
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import gevent
 
 from ven_common.contract import BRIDGE_IDENTITY, BusTopics, Op
 from ven_common.web_conf import TOKEN_FILE, ensure_token
-
-if TYPE_CHECKING:
-    from venagent.agent import VenAgent
 
 _log = logging.getLogger(__name__)
 
@@ -81,6 +81,70 @@ class MeteringRing:
         return [r for r in self.rows if r[0] > ts]
 
 
+class WebHost(Protocol):
+    """What the page needs from the VenAgent."""
+
+    @property
+    def identity(self) -> str: ...
+    def peers(self) -> list[str]: ...
+    def get_status(self) -> dict[str, Any]: ...
+    def recent_events(self, limit: int) -> list[dict[str, Any]]: ...
+    def thing(self) -> str | None: ...
+    def send_event(self, shed_kw: float, duration_sec: float, event_id: str | None = None) -> dict[str, Any]: ...
+    def restore(self) -> dict[str, Any]: ...
+    def bridge_status(self) -> Any:
+        """``ven.bridge``'s get_status; raises when it does not answer."""
+
+
+class WebRoutes(Protocol):
+    """The platform web service's part of the agent (volttron's WebSubSystem)."""
+
+    def unregister_all_routes(self) -> Any: ...
+    def get_web_root(self) -> str: ...
+    def register_path(self, prefix: str, static_path: str | None = None) -> Any: ...
+    def register_endpoint(self, endpoint: str, callback: Callable[..., Any]) -> Any: ...
+
+
+def live_mv(status: dict[str, Any], rows: Iterable[list[Any]], now: float) -> dict[str, Any] | None:
+    """The active event's M&V so far, from the ring's rows: None without an active event."""
+    active = status.get("active_event")
+    if not isinstance(active, dict):
+        return None
+    start = active.get("start_ts") or now
+    sheds = [r[3] for r in rows if r[5] == active.get("event_id") and isinstance(r[3], (int, float))]
+    requested = active.get("requested_shed_kw") or 0.0
+    mean = sum(sheds) / len(sheds) if sheds else None
+    return {
+        "event_id": active.get("event_id"),
+        "requested_shed_kw": requested,
+        "current_shed_kw": active.get("actual_shed_kw"),
+        "mean_shed_kw": None if mean is None else round(mean, 3),
+        "performance": None if mean is None or not requested else round(mean / requested, 3),
+        "delivered_kwh": None if mean is None else round(mean * max(0.0, now - start) / 3600.0, 4),
+        "elapsed_sec": round(max(0.0, now - start), 1),
+        "remaining_sec": None if active.get("end_ts") is None else round(max(0.0, active["end_ts"] - now), 1),
+        "shed_circuits": active.get("shed_circuits") or [],
+    }
+
+
+def page_state(*, now: float, ven_id: str | None, status: dict[str, Any], events: list[dict[str, Any]],
+               ring: MeteringRing, since: float | None, bridge: dict[str, Any],
+               chart_lib: str | None) -> dict[str, Any]:
+    """``/ven/api/state``: what the page shows (at most the last hour of readings)."""
+    if since is None or since < now - HISTORY_SEC:
+        since = now - HISTORY_SEC
+    return {
+        "ts": now,
+        "ven_id": ven_id,
+        "status": status,
+        "readings": ring.since(since),
+        "events": events,
+        "live_mv": live_mv(status, ring.rows, now),
+        "bridge": bridge,
+        "chart_lib": chart_lib,
+    }
+
+
 def _response(status: str, body: dict[str, Any]) -> list[Any]:
     # [status, content, headers]: the web service's list form (a dict with an "error" key would be
     # mistaken for a JSON-RPC error by it, hence "detail" everywhere).
@@ -88,12 +152,9 @@ def _response(status: str, body: dict[str, Any]) -> list[Any]:
 
 
 class VenWeb:
-    def __init__(self, agent: "VenAgent", vhome: Path | None = None) -> None:
-        from volttron.client.vip.agent.subsystems.web import WebSubSystem
-
-        self._agent = agent
-        # volttron-core rc38's Agent has no vip.web: attach it by hand (it exports route.callback).
-        agent.vip.web = WebSubSystem(agent, agent.core, agent.vip.rpc)
+    def __init__(self, host: WebHost, routes: WebRoutes, vhome: Path | None = None) -> None:
+        self._host = host
+        self._routes = routes
         self._vhome = vhome or Path(os.environ.get("VOLTTRON_HOME", "~/.volttron")).expanduser()
         self.ring = MeteringRing()
         self._requested: dict[str, float] = {}
@@ -124,7 +185,7 @@ class VenWeb:
     def _register_loop(self) -> None:
         for attempt in range(30):
             try:
-                peers = self._agent.vip.peerlist().get(timeout=10)
+                peers = self._host.peers()
             except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - keep trying, the bus may be busy at start
                 _log.debug("peerlist failed: %s", exc)
                 peers = []
@@ -138,7 +199,7 @@ class VenWeb:
                         _log.error("web page not served: %s. Fix: vctl authz add agent %s --rpc-capabilities "
                                    "platform.web.register_endpoint platform.web.unregister_all_agent_routes "
                                    "platform.web.register_path_route platform.web.get_web_root, then restart "
-                                   "the agent (install_agents.sh does this)", text, self._agent.core.identity)
+                                   "the agent (install_agents.sh does this)", text, self._host.identity)
                         return
                     _log.warning("web registration failed (%s), retrying", text)
             elif attempt == 2:
@@ -147,7 +208,7 @@ class VenWeb:
             gevent.sleep(min(2.0 * (attempt + 1), 20.0))
 
     def _register(self) -> None:
-        web = self._agent.vip.web
+        web = self._routes
         self._token = ensure_token(self._vhome)
         # A crashed predecessor may have left routes behind; registering twice is refused.
         web.unregister_all_routes()
@@ -195,50 +256,17 @@ class VenWeb:
         return _response("200 OK", self.snapshot(since))
 
     def snapshot(self, since: float | None = None) -> dict[str, Any]:
-        agent = self._agent
-        now = time.time()
-        engine = agent._engine
-        status = agent.get_status()
-        events = engine.recent_events(20) if engine is not None else []
-        if since is None or since < now - HISTORY_SEC:
-            since = now - HISTORY_SEC
-        return {
-            "ts": now,
-            "ven_id": None if agent._config is None else agent._config.thing_name,
-            "status": status,
-            "readings": self.ring.since(since),
-            "events": events,
-            "live_mv": self._live_mv(status, now),
-            "bridge": self._bridge_status(),
-            "chart_lib": self.chart_lib,
-        }
-
-    def _live_mv(self, status: dict[str, Any], now: float) -> dict[str, Any] | None:
-        active = status.get("active_event")
-        if not isinstance(active, dict):
-            return None
-        start = active.get("start_ts") or now
-        sheds = [r[3] for r in self.ring.rows if r[5] == active.get("event_id") and isinstance(r[3], (int, float))]
-        requested = active.get("requested_shed_kw") or 0.0
-        mean = sum(sheds) / len(sheds) if sheds else None
-        return {
-            "event_id": active.get("event_id"),
-            "requested_shed_kw": requested,
-            "current_shed_kw": active.get("actual_shed_kw"),
-            "mean_shed_kw": None if mean is None else round(mean, 3),
-            "performance": None if mean is None or not requested else round(mean / requested, 3),
-            "delivered_kwh": None if mean is None else round(mean * max(0.0, now - start) / 3600.0, 4),
-            "elapsed_sec": round(max(0.0, now - start), 1),
-            "remaining_sec": None if active.get("end_ts") is None else round(max(0.0, active["end_ts"] - now), 1),
-            "shed_circuits": active.get("shed_circuits") or [],
-        }
+        host = self._host
+        return page_state(now=time.time(), ven_id=host.thing(), status=host.get_status(),
+                          events=host.recent_events(20), ring=self.ring, since=since,
+                          bridge=self._bridge_status(), chart_lib=self.chart_lib)
 
     def _bridge_status(self) -> dict[str, Any]:
         now = time.monotonic()
         if self._bridge is not None and now - self._bridge[0] < BRIDGE_CACHE_SEC:
             return self._bridge[1]
         try:
-            result = self._agent.vip.rpc.call(BRIDGE_IDENTITY, "get_status").get(timeout=2)
+            result = self._host.bridge_status()
             value = dict(result, available=True) if isinstance(result, dict) else {"available": False}
         except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - the page shows the bridge as unavailable
             value = {"available": False, "detail": f"{BRIDGE_IDENTITY} not answering: {type(exc).__name__} {exc}"[:200]}
@@ -257,9 +285,9 @@ class VenWeb:
                                                               f"$VOLTTRON_HOME/{TOKEN_FILE} (see ven_control.sh status)"})
         op = data.get("op")
         handlers: dict[str, Callable[[], dict[str, Any]]] = {
-            Op.EVENT.value: lambda: self._agent.send_event(
-                data.get("shed_kw"), data.get("duration_sec"), event_id=data.get("event_id") or None),
-            Op.RESTORE.value: lambda: self._agent.restore(),
+            Op.EVENT.value: lambda: self._host.send_event(
+                data["shed_kw"], data["duration_sec"], event_id=data.get("event_id") or None),
+            Op.RESTORE.value: self._host.restore,
         }
         if op not in handlers:
             return _response("400 Bad Request", {"detail": "op must be 'event' or 'restore'"})

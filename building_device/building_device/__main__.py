@@ -62,7 +62,6 @@ def build_device(panel: Panel, unit_id: int = 0) -> SimDevice:
                     mask = 1 << bit
                     current_registers[offset] = (current_registers[offset] | mask) if on else (
                         current_registers[offset] & ~mask)
-        return None
 
     initial = [panel.relays.get(i, False) for i in range(coils)]
     regs = [SimData(0, count=registers, values=0, datatype=DataType.REGISTERS)]

@@ -21,9 +21,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ven_common.contract import BACKEND_IDENTITY, DEFAULT_THING_NAME, MqttTopics
 
@@ -113,6 +114,11 @@ def _check_files(s: CloudSettings) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
+def no_delay(client: Any, userdata: Any, sock: Any) -> None:
+    """paho's on_socket_open: small messages leave at once (no Nagle delay)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class CloudClient:
     """A connected paho 2.x client; ``with CloudClient(settings) as c: ...``."""
 
@@ -126,7 +132,7 @@ class CloudClient:
         self._client: Any = None
 
     # connection --------------------------------------------------------------------
-    def __enter__(self) -> "CloudClient":
+    def __enter__(self) -> CloudClient:
         self.connect()
         return self
 
@@ -144,7 +150,7 @@ class CloudClient:
             client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key), cert_reqs=ssl.CERT_REQUIRED)
         except (ssl.SSLError, OSError) as exc:
             raise CliError(f"cannot load the certificate {cert} / key {key}: {exc}; regenerate them with {START_HINT}") from None
-        client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.on_socket_open = no_delay
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -160,7 +166,7 @@ class CloudClient:
         except ssl.SSLError as exc:
             raise CliError(f"{unreachable[0]}: TLS handshake failed ({exc.reason or exc}); the broker may have refused "
                            f"the certificate {cert}", EXIT_UNREACHABLE) from None
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise CliError(f"{unreachable[0]}: no answer in {self.s.connect_timeout:g} s; {hint}", EXIT_UNREACHABLE) from None
         except OSError as exc:
             raise CliError(f"{unreachable[0]}: {exc.strerror or exc}; {hint}", EXIT_UNREACHABLE) from None

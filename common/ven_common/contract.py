@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 DEFAULT_THING_NAME = "volttron_thing"
 BACKEND_IDENTITY = "cloud_backend"
@@ -140,9 +140,9 @@ class BusTopics:
     """VOLTTRON pubsub topics the VenAgent and the bridge publish (documented in the README)."""
 
     METERING = "ven/metering"
-    """One reading per metering interval: :func:`metering_payload` shape."""
+    """One reading per metering interval: a :class:`Reading`."""
     ACK = "ven/ack"
-    """Every ack the VenAgent produced, whatever the entry point (MQTT, RPC)."""
+    """Every :class:`Ack` the VenAgent produced, whatever the entry point (MQTT, RPC)."""
     EVENT_STATE = "ven/event/state"
     """An event changed state (scheduled, active, completed, cancelled)."""
     REPORT = "ven/event/report"
@@ -156,6 +156,80 @@ class BusTopics:
     (``state: end``)."""
     BRIDGE_STATUS = "ven/bridge/status"
     """The bridge's connection and queue state, periodically."""
+
+
+# -- the payload shapes ------------------------------------------------------------------
+# TypedDicts: at run time they are the plain dicts that go on the wire (the JSON does not change);
+# to the type checker they name every field. ``NotRequired`` fields are our additions to the
+# seed's shapes, present when they apply.
+
+
+class Ack(TypedDict):
+    """An ack on ``ven/ack/{thing}`` (and the return value of ``handle_command``)."""
+
+    op: str | None
+    status: str
+    """:class:`AckStatus`"""
+    event_id: str | None
+    requested_shed_kw: float | None
+    actual_shed_kw: float | None
+    ts: int
+    correlationId: str | None
+    venId: str
+    state: NotRequired[str | None]
+    start_ts: NotRequired[float | None]
+    end_ts: NotRequired[float | None]
+    shortfall_kw: NotRequired[float | None]
+    note: NotRequired[str]
+    reason: NotRequired[str]
+    reason_code: NotRequired[str]
+    """:class:`RejectReason`"""
+    status_snapshot: NotRequired[dict[str, Any]]
+    source: NotRequired[str]
+    """On the VOLTTRON bus only: ``mqtt`` or ``rpc`` (the bridge strips it)."""
+    seq: NotRequired[int]
+    """Added by the bridge, per topic."""
+
+
+class CircuitReading(TypedDict):
+    name: str
+    enabled: bool | None
+    current_kw: float | None
+    stale: NotRequired[bool]
+
+
+class Reading(TypedDict):
+    """One reading on ``volttron/metering`` (the seed's, plus ``quality`` and ``device_faults``)."""
+
+    venId: str
+    ts: float
+    power_kw: float | None
+    """None (null) when no fresh reading exists: ``quality`` is then ``stale``."""
+    baseline_kw: float | None
+    shed_kw: float | None
+    active_event: str | None
+    circuits: list[CircuitReading]
+    quality: str
+    device_faults: NotRequired[list[dict[str, Any]]]
+    seq: NotRequired[int]
+    """Added by the bridge, per topic."""
+
+
+_ACK_FIELDS = ("op", "status", "event_id", "requested_shed_kw", "actual_shed_kw", "ts", "correlationId", "venId")
+
+
+def ack_from_dict(obj: Any) -> Ack | None:
+    """``obj`` as an :class:`Ack` when it has the seed's ack fields and a known status, else None."""
+    if not isinstance(obj, dict) or any(key not in obj for key in _ACK_FIELDS):
+        return None
+    if obj["status"] not in (AckStatus.ACCEPTED.value, AckStatus.REJECTED.value) or not isinstance(obj["venId"], str):
+        return None
+    return cast(Ack, obj)
+
+
+def reading_from_dict(obj: Any) -> Reading | None:
+    """``obj`` as a :class:`Reading` when the seed's pipeline can store it (:func:`seed_reading_problem`)."""
+    return None if seed_reading_problem(obj) is not None else cast(Reading, obj)
 
 
 def is_finite_number(value: Any) -> bool:
@@ -185,7 +259,7 @@ def reject_ack(
     ts: int,
     ven_id: str,
     event_id: Any = None,
-) -> dict[str, Any]:
+) -> Ack:
     """A rejected ack in the seed's ack shape plus ``reason`` and ``reason_code``."""
     return {
         "op": op if isinstance(op, str) and len(op) <= 64 else None,
@@ -260,7 +334,10 @@ def seed_reading_problem(body: Any) -> str | None:
             return f"{key} missing or not a number"
     if "active_event" not in body or not (body["active_event"] is None or isinstance(body["active_event"], str)):
         return "active_event missing or not a string/null"
-    circuits = body.get("circuits")
+    return _seed_circuits_problem(body.get("circuits"))
+
+
+def _seed_circuits_problem(circuits: Any) -> str | None:
     if not isinstance(circuits, list):
         return "circuits missing"
     for c in circuits:

@@ -110,7 +110,7 @@ class PkiPaths:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _new_key() -> rsa.RSAPrivateKey:
@@ -145,9 +145,10 @@ def _load(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, rsa.RSAPri
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     except (OSError, ValueError):
         return None
-    if not isinstance(key, rsa.RSAPrivateKey):
+    cert_key = cert.public_key()
+    if not isinstance(key, rsa.RSAPrivateKey) or not isinstance(cert_key, rsa.RSAPublicKey):
         return None
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+    if cert_key.public_numbers() != key.public_key().public_numbers():
         return None
     return cert, key
 

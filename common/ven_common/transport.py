@@ -77,10 +77,7 @@ def decode_object(
     raw: bytes | str, *, max_bytes: int = AWS_MAX_PAYLOAD_BYTES, max_depth: int = AWS_MAX_JSON_DEPTH
 ) -> dict[Any, Any] | TransportError:
     """Raw command bytes (or text) -> one JSON object, or the transport rule it breaks."""
-    if isinstance(raw, str):
-        data = raw.encode("utf-8", errors="surrogatepass")
-    else:
-        data = bytes(raw)
+    data = raw.encode("utf-8", errors="surrogatepass") if isinstance(raw, str) else bytes(raw)
     if len(data) > max_bytes:
         return TransportError(RejectReason.TOO_LARGE, f"command is {len(data)} bytes, limit {max_bytes}")
     try:

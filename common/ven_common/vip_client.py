@@ -11,12 +11,11 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import gevent.event
-
-from volttron.client.vip.agent import Agent
+from volttron.client.vip.agent import Agent, Core
 from volttron.types.agent_context import AgentOptions
 from volttron.types.auth.auth_credentials import VolttronCredentials
 
@@ -27,7 +26,8 @@ class VipClientError(RuntimeError):
 
 def _vctl(vhome: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, VOLTTRON_HOME=str(vhome))
-    return subprocess.run(["vctl", *args], cwd=vhome, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(["vctl", *args], cwd=vhome, env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def ensure_credentials(vhome: Path, identity: str) -> Path:
@@ -39,8 +39,18 @@ def ensure_credentials(vhome: Path, identity: str) -> Path:
     return path
 
 
+def _core(agent: Agent) -> Core:
+    # Agent.core is typed as the abstract CoreLoop; the core builder makes a Core (run, stop, ...).
+    return cast(Core, agent.core)
+
+
+def stop(agent: Agent, timeout: float = 2.0) -> None:
+    """Disconnect an agent made by :func:`connect`."""
+    _core(agent).stop(timeout=timeout)
+
+
 def connect(vhome: str | Path, identity: str, timeout: float = 15.0) -> Agent:
-    """A connected Agent for ``identity`` on the platform at ``vhome`` (caller must ``core.stop()``)."""
+    """A connected Agent for ``identity`` on the platform at ``vhome`` (caller must :func:`stop` it)."""
     vhome = Path(vhome)
     creds_path = ensure_credentials(vhome, identity)
     creds = VolttronCredentials(**json.loads(creds_path.read_text()))
@@ -48,7 +58,7 @@ def connect(vhome: str | Path, identity: str, timeout: float = 15.0) -> Agent:
     agent = Agent(credentials=creds, address=address,
                   options=AgentOptions(heartbeat_autostart=False, enable_store=False, volttron_home=str(vhome)))
     ready = gevent.event.Event()
-    gevent.spawn(agent.core.run, ready)
+    gevent.spawn(_core(agent).run, ready)
     if not ready.wait(timeout):
         raise VipClientError(f"could not connect to the platform at {vhome} within {timeout} s")
     return agent
@@ -97,4 +107,4 @@ def call_once(peer: str, method: str, *args: Any, timeout: float = 15.0, identit
         text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise VipClientError(f"{peer}.{method} failed: {text}") from None
     finally:
-        agent.core.stop(timeout=2)
+        stop(agent)

@@ -57,11 +57,12 @@ def write_web_section(vhome: Path, bind: str) -> bool:
         # What a first start would write itself (instance name = host name).
         kept.append(("volttron", [f"instance-name = {socket.gethostname()}", "messagebus = zmq", ""]))
     parts: list[str] = []
-    for name, lines in kept:
+    for name, section_lines in kept:
         if name is not None:
             parts.append(f"[{name}]")
+        lines = list(section_lines)
         while lines and not lines[-1].strip():
-            lines = lines[:-1]
+            lines.pop()
         parts.extend(lines)
         if name is not None or lines:
             parts.append("")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import socket
 import ssl
 import sys
 import threading
@@ -23,6 +22,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
+
+from ven_common.cloud_client import no_delay
 
 from local_backend import dispatch, ingest, missing_certificate
 from local_backend.api import create_app
@@ -42,7 +43,7 @@ class Consumer:
         self.client.tls_set(ca_certs=str(certs / "ca.pem"), certfile=str(certs / "cloud_backend.crt"),
                             keyfile=str(certs / "cloud_backend.key"), cert_reqs=ssl.CERT_REQUIRED)
         self.client.reconnect_delay_set(1, 5)
-        self.client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client.on_socket_open = no_delay
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda c, u, f, rc, p=None: self.connected.clear()
         self.client.on_message = self._on_message

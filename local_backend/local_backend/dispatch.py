@@ -24,7 +24,7 @@ INTERVAL_SEC = 5.0
 
 def due_commands(store: Store, now: float, fresh_sec: float) -> list[tuple[str, dict[str, Any], tuple[str, str, int]]]:
     """(topic, command, dispatch key) for everything the loop sends now (pure: store in, list out)."""
-    out = []
+    out: list[tuple[str, dict[str, Any], tuple[str, str, int]]] = []
     vens = {v["registration_id"]: v for v in store.vens()}
     for event in store.events():
         if event["status"] == "cancelled":
@@ -50,7 +50,7 @@ def due_commands(store: Store, now: float, fresh_sec: float) -> list[tuple[str, 
             correlation_id = f"bk-{event['event_id']}-{ven_id}-r{event['revision']}"
             # The window as the backend holds it (start_ts is the VEN's documented addition): a VEN
             # that gets it late starts at once and keeps the original end; a new revision modifies it.
-            duration = max(1, int(math.ceil(event["end_ts"] - event["start_ts"])))
+            duration = max(1, math.ceil(event["end_ts"] - event["start_ts"]))
             command = event_command(correlation_id=correlation_id, ven_id=ven_id, event_id=event["event_id"],
                                     shed_kw=float(event["shed_kw"]), duration_sec=duration,
                                     start_ts=float(event["start_ts"]))

@@ -96,6 +96,37 @@ def _error(code: int, message: str, now: int, token: Any) -> Reply:
     return "rejected", body
 
 
+def _state_problem(state: dict[str, Any]) -> str | None:
+    """Why an update's ``state`` node is refused (AWS's 400 messages), or None."""
+    for section in ("desired", "reported"):
+        if section in state and state[section] is not None and not isinstance(state[section], dict):
+            return f"State node {section} must be an object"
+    unknown = sorted(set(state) - {"desired", "reported"})
+    if unknown:
+        return f"State contains an invalid node: {unknown[0]!r}"
+    if _depth(state) > MAX_DEPTH:
+        return f"JSON contains too many levels of nesting; maximum is {MAX_DEPTH}"
+    return None
+
+
+def _applied(old: Shadow, state: dict[str, Any], now: int) -> Shadow:
+    """The next version of ``old`` with ``state``'s sections merged in (a null section deletes it)."""
+    new = Shadow(old.desired, old.reported, copy.deepcopy(old.metadata), old.version + 1)
+    for section in ("desired", "reported"):
+        if section not in state:
+            continue
+        change = state[section]
+        if change is None:
+            setattr(new, section, None)
+            new.metadata.pop(section, None)
+            continue
+        setattr(new, section, _merge(getattr(new, section), change))
+        new.metadata[section] = _merge(new.metadata.get(section), _stamp(change, now)) or {}
+        if getattr(new, section) is None:
+            new.metadata.pop(section, None)
+    return new
+
+
 class ShadowBook:
     def __init__(self, shadows: dict[str, Shadow] | None = None) -> None:
         self.shadows: dict[str, Shadow] = shadows or {}
@@ -113,30 +144,13 @@ class ShadowBook:
         if not isinstance(request, dict) or not isinstance(request.get("state"), dict):
             return rejected(400, "Missing required node: state")
         state = request["state"]
-        for section in ("desired", "reported"):
-            if section in state and state[section] is not None and not isinstance(state[section], dict):
-                return rejected(400, f"State node {section} must be an object")
-        unknown = sorted(set(state) - {"desired", "reported"})
-        if unknown:
-            return rejected(400, f"State contains an invalid node: {unknown[0]!r}")
-        if _depth(state) > MAX_DEPTH:
-            return rejected(400, f"JSON contains too many levels of nesting; maximum is {MAX_DEPTH}")
+        problem = _state_problem(state)
+        if problem is not None:
+            return rejected(400, problem)
         old = self.shadows.get(thing, Shadow())
         if "version" in request and request["version"] != old.version:
             return rejected(409, "Version conflict")
-        new = Shadow(old.desired, old.reported, copy.deepcopy(old.metadata), old.version + 1)
-        for section in ("desired", "reported"):
-            if section not in state:
-                continue
-            change = state[section]
-            if change is None:
-                setattr(new, section, None)
-                new.metadata.pop(section, None)
-                continue
-            setattr(new, section, _merge(getattr(new, section), change))
-            new.metadata[section] = _merge(new.metadata.get(section), _stamp(change, now)) or {}
-            if getattr(new, section) is None:
-                new.metadata.pop(section, None)
+        new = _applied(old, state, now)
         if len(json.dumps(new.state(), separators=(",", ":")).encode()) > MAX_STATE_BYTES:
             return rejected(413, "The payload exceeds the maximum size allowed")
         self.shadows[thing] = new

@@ -118,7 +118,8 @@ class Store:
         return True
 
     def readings(self, ven_id: str | None = None, since_ts: float | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-        sql, args = "SELECT doc, received_ts FROM readings WHERE 1=1", []
+        sql = "SELECT doc, received_ts FROM readings WHERE 1=1"
+        args: list[Any] = []
         if ven_id is not None:
             sql += " AND ven_id = ?"
             args.append(ven_id)

@@ -7,6 +7,7 @@ agent's hub greenlets fed by GeventHandoff.
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import random
@@ -29,6 +30,7 @@ from backendbridge.drain import Drainer
 from backendbridge.mqtt_link import CertificateError, CloudLink, LinkSettings
 from backendbridge.outbox import Outbox
 from tests.support.broker import LocalBroker
+from tests.support.waiting import wait_until as shared_wait_until
 from ven_common.contract import MqttTopics
 from ven_common.pki import PkiPaths, generate_dev_pki
 
@@ -39,12 +41,7 @@ TOPICS = MqttTopics(THING)
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_until(cond: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+wait_until = functools.partial(shared_wait_until, interval=0.01)  # this file polls in-process state, fast
 
 
 class Recorder:

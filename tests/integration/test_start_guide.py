@@ -186,6 +186,9 @@ def _check_test_manually(text: str, system: System) -> None:
         assert ack["status"] == "accepted" and GUIDE_ACK_KEYS <= set(ack), ack
     finally:
         backend.stop()
+    # The test's own step: the probe's event runs 180 s, and the VEN refuses an overlapping one (the
+    # Quick Reference's, next) with `conflict`, naming it. An operator ends a probe the same way.
+    _ack(system.control("restore", timeout=120), "restore")
 
 
 def _default_of(name: str) -> str:

@@ -13,9 +13,10 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -74,7 +75,7 @@ class Backend:
             self.messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.dup), time.time()))
             self._cond.notify_all()
 
-    def start(self, timeout: float = 10) -> "Backend":
+    def start(self, timeout: float = 10) -> Backend:
         self.client.connect("localhost", self.port, keepalive=30)
         self.client.loop_start()
         # Tests publish right after this: wait for the SUBACK, not just the CONNACK.

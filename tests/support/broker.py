@@ -56,7 +56,7 @@ class LocalBroker:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 10.0) -> "LocalBroker":
+    def start(self, timeout: float = 10.0) -> LocalBroker:
         if self.running:
             return self
         self._proc = subprocess.Popen(
@@ -97,7 +97,7 @@ class LocalBroker:
         """SIGKILL: only what autosave already wrote survives."""
         self._end(signal.SIGKILL)
 
-    def restart(self, timeout: float = 10.0) -> "LocalBroker":
+    def restart(self, timeout: float = 10.0) -> LocalBroker:
         self.stop()
         return self.start(timeout)
 
@@ -107,7 +107,7 @@ class LocalBroker:
         except OSError:
             return ""
 
-    def __enter__(self) -> "LocalBroker":
+    def __enter__(self) -> LocalBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

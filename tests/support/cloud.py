@@ -33,13 +33,13 @@ class CloudBackend:
         self.proc: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
 
-    def start(self) -> "CloudBackend":
-        log = open(self.root / "backend.log", "ab")
+    def start(self) -> CloudBackend:
+        log = open(self.root / "backend.log", "ab")  # noqa: SIM115 - the child's log, open for its lifetime
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "local_backend", "--db", str(self.root / "backend.sqlite"), "--port", str(self.port),
              "--mqtt-port", str(self.broker.port), "--certs", str(self.broker.pki.root)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_env(), start_new_session=True)
-        wait_until(lambda: self._health_ok(), 30, 0.2, "the local backend's /health with MQTT connected")
+        wait_until(self._health_ok, 30, 0.2, "the local backend's /health with MQTT connected")
         return self
 
     def _health_ok(self) -> bool:
@@ -87,8 +87,8 @@ class ShadowService:
         self.proc: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
 
-    def start(self) -> "ShadowService":
-        log = open(self.root / "shadow.log", "ab")
+    def start(self) -> ShadowService:
+        log = open(self.root / "shadow.log", "ab")  # noqa: SIM115 - the child's log, open for its lifetime
         self.proc = subprocess.Popen(
             [sys.executable, "-u", "-m", "local_backend.shadow_service", "--dir", str(self.root / "shadows"),
              "--mqtt-port", str(self.broker.port), "--certs", str(self.broker.pki.root)],

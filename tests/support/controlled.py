@@ -43,7 +43,8 @@ class System:
 
     def control(self, *args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess[str]:
         env = dict(self.env, **extra)
-        return subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), *args], env=env, capture_output=True,
+        return subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), *args], check=False, env=env,
+                              capture_output=True,
                               text=True, timeout=timeout)
 
     def start(self, **extra: str) -> tuple[subprocess.CompletedProcess[str], float]:

@@ -32,11 +32,11 @@ class PanelDevice:
         self.proc: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
 
-    def start(self, timeout: float = 15) -> "PanelDevice":
+    def start(self, timeout: float = 15) -> PanelDevice:
         args = [sys.executable, "-m", "building_device", "--registry", str(REGISTRY), "--port", str(self.port)]
         if self.state_file is not None:
             args += ["--state-file", str(self.state_file)]
-        log = open(self.root / "device.log", "ab")
+        log = open(self.root / "device.log", "ab")  # noqa: SIM115 - the child's log, open for its lifetime
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True, env=dict(os.environ, PYTHONPATH=str(REPO / "building_device")
                                                                      + os.pathsep + str(REPO / "common")))
@@ -92,7 +92,7 @@ class PanelDevice:
         finally:
             client.close()
 
-    def __enter__(self) -> "PanelDevice":
+    def __enter__(self) -> PanelDevice:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -7,40 +7,24 @@ would monkey-patch the process with gevent); RPCs go through ``scripts/ven_rpc.p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from tests.support.waiting import wait_until  # the tests import it from here too
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 class SystemError_(RuntimeError):
     pass
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition",
-               retry_on: tuple[type[BaseException], ...] = ()) -> Any:
-    """Poll ``predicate`` until truthy; the platform offers no event to wait on from outside.
-
-    ``retry_on``: errors that only mean "not yet" (e.g. an RPC to an agent still starting)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except retry_on as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 
@@ -62,7 +46,7 @@ class Platform:
     web_url: str | None = None
 
     @classmethod
-    def create(cls, root: Path, extra_env: dict[str, str], web_port: int | None = None) -> "Platform":
+    def create(cls, root: Path, extra_env: dict[str, str], web_port: int | None = None) -> Platform:
         vhome = root / "vhome"
         vhome.mkdir(parents=True, exist_ok=True)
         pymm = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -77,12 +61,12 @@ class Platform:
         return cls(vhome=vhome, log=root / "volttron.log", env=env, web_url=web_url)
 
     def start(self, timeout: float = 180) -> None:
-        out = open(self.log.with_suffix(".out"), "ab")
+        out = open(self.log.with_suffix(".out"), "ab")  # noqa: SIM115 - the platform's stdout, open for its lifetime
         # SIGINT must not be inherited as ignored, or the platform never shuts down cleanly.
         self.proc = subprocess.Popen(
             ["volttron", "-v", "-l", str(self.log)], cwd=self.vhome, env=self.env, stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509 - no threads fork here
         wait_until(self.is_up, timeout, 0.5, "the platform to answer vctl status")
 
     def is_up(self) -> bool:
@@ -92,7 +76,7 @@ class Platform:
 
     def vctl(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(["vctl", *args], cwd=self.vhome, env=self.env, capture_output=True, text=True,
-                                timeout=timeout)
+                                timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise SystemError_(f"vctl {' '.join(args)} failed ({result.returncode}): {result.stdout}{result.stderr}")
         return result
@@ -101,7 +85,8 @@ class Platform:
         """An RPC from outside the platform, as ``identity`` (default: the operator tool)."""
         cmd = [sys.executable, str(REPO / "scripts/ven_rpc.py"), "--timeout", str(timeout), "--identity", identity,
                peer, method, *[json.dumps(a) for a in args]]
-        result = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout + 30)
+        result = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout + 30,
+                                check=False)
         if result.returncode != 0:
             raise SystemError_(f"rpc {peer}.{method} failed: {result.stderr.strip()}")
         return json.loads(result.stdout)
@@ -117,7 +102,7 @@ class Platform:
 
     def agent_pid(self, identity: str) -> int | None:
         status = str(self.agents().get(identity, {}).get("status", ""))
-        digits = "".join(ch for ch in status.split("[")[-1] if ch.isdigit()) if "[" in status else ""
+        digits = "".join(ch for ch in status.rsplit("[", maxsplit=1)[-1] if ch.isdigit()) if "[" in status else ""
         return int(digits) if digits else None
 
     def install_agents(self, certs: Path, broker_port: int, panel_port: int, building: str = "modbus",
@@ -130,7 +115,7 @@ class Platform:
             env["BACKEND_URL"] = backend_url
         env.pop("IOT_ENDPOINT", None)
         result = subprocess.run(["bash", str(REPO / "install_agents.sh")], env=env, capture_output=True, text=True,
-                                timeout=600)
+                                timeout=600, check=False)
         if result.returncode != 0:
             raise SystemError_(f"install_agents.sh failed: {result.stdout}{result.stderr}")
 
@@ -147,16 +132,15 @@ class Platform:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
         # Agents are children in the platform's session; make sure none outlives it.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def flood_bus(platform: Platform, count: int, marker: str) -> str:
     """Publish ``count`` readings on ``ven/metering`` from an external client; returns its output."""
     result = subprocess.run([sys.executable, str(REPO / "tests/support/bus_flood.py"), str(platform.vhome),
-                             str(count), marker], env=platform.env, capture_output=True, text=True, timeout=600)
+                             str(count), marker], env=platform.env, capture_output=True, text=True, timeout=600,
+                            check=False)
     if result.returncode != 0:
         raise SystemError_(f"bus flood failed: {result.stderr[-2000:]}")
     return result.stdout.strip()

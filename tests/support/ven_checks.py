@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -11,9 +12,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ven_common.contract import BusTopics, MqttTopics, event_command, seed_reading_problem
+
 from tests.support.backend import Backend
 from tests.support.system import Platform, wait_until
-from ven_common.contract import BusTopics, MqttTopics, event_command, seed_reading_problem
 
 THING = "volttron_thing"
 TOPICS = MqttTopics(THING)
@@ -122,7 +124,7 @@ def ack_for(backend: Backend, correlation_id: str, timeout: float = 15) -> dict[
 def seq_gaps(seqs: list[int]) -> list[tuple[int, int]]:
     """Missing ranges in a set of sequence numbers (duplicates allowed: the backend drops them)."""
     ordered = sorted(set(seqs))
-    return [(a + 1, b - 1) for a, b in zip(ordered, ordered[1:]) if b != a + 1]
+    return [(a + 1, b - 1) for a, b in itertools.pairwise(ordered) if b != a + 1]
 
 
 def restore_idle(platform: Platform) -> None:

@@ -68,7 +68,9 @@ def make_engine(config: VenConfig | None = None, store: VenStore | None = None, 
     return VenEngine(config or building_config(), store or VenStore(":memory:"), random.Random(seed))
 
 
-def event_cmd(event_id: str = "evt-1", shed_kw: Any = 2.0, duration_sec: Any = 300, cid: str | None = None, **extra: Any) -> dict[str, Any]:
+def event_cmd(
+    event_id: str = "evt-1", shed_kw: Any = 2.0, duration_sec: Any = 300, cid: str | None = None, **extra: Any
+) -> dict[str, Any]:
     return {
         "op": "event",
         "correlationId": cid or f"corr-{event_id}-{zlib.crc32(repr((shed_kw, duration_sec, sorted(extra.items()))).encode())}",

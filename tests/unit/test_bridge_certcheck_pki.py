@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from backendbridge.certcheck import certificate_problems
 from ven_common.broker_conf import render_acl, write_broker_files
 from ven_common.pki import generate_dev_pki
+
+from backendbridge.certcheck import certificate_problems
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +46,10 @@ def test_each_problem_is_reported(pki, tmp_path: Path) -> None:  # type: ignore[
     assert any("does not match the thing name" in e for e in errors)
     errors, _ = certificate_problems(pki.ca, pki.client_cert, pki.other_key, "volttron_thing")
     assert any("does not belong" in e for e in errors)
-    future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3000)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3000)
     errors, _ = certificate_problems(pki.ca, pki.client_cert, pki.client_key, "volttron_thing", now=future)
     assert any("expired" in e for e in errors)
-    past = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    past = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     errors, _ = certificate_problems(pki.ca, pki.client_cert, pki.client_key, "volttron_thing", now=past)
     assert any("not valid before" in e for e in errors)
     loose = tmp_path / "loose.key"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from backendbridge.config import BridgeConfig, ConfigError, load_config
@@ -59,7 +60,7 @@ def test_frozen_and_cert_dir_resolution(tmp_path: Path) -> None:
     cfg = load_config({"cert_dir": str(tmp_path), "ca_path": "ca.pem", "key_path": "/abs/k.key"}, env={})
     assert cfg.ca_file == tmp_path / "ca.pem"
     assert cfg.key_file == Path("/abs/k.key")
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         cfg.port = 1  # type: ignore[misc]
     assert isinstance(cfg, BridgeConfig)
     assert cfg.outbox_file(tmp_path) == tmp_path / "outbox.sqlite"

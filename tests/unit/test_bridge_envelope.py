@@ -5,9 +5,10 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backendbridge.envelope import EnvelopeChecker
 from ven_common.contract import RejectReason, event_command
 from ven_common.transport import nesting_depth_exceeds
+
+from backendbridge.envelope import EnvelopeChecker
 from venagent.core.commands import decode_command
 
 THING = "volttron_thing"

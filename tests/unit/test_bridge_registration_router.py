@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from backendbridge.bridge import VenFailed, VenUnreachable, CommandPipeline, Routed, route_bus_message
-from backendbridge.registration import RegistrationPolicy, classify, register_once, registration_url
 from ven_common.contract import MqttTopics, registration_body
+
+from backendbridge.bridge import CommandPipeline, Routed, VenFailed, VenUnreachable, route_bus_message
+from backendbridge.registration import RegistrationPolicy, classify, register_once, registration_url
 
 THING = "volttron_thing"
 TOPICS = MqttTopics(THING)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +45,7 @@ def test_several_devices_give_one_reading_per_poll(devices: int, delay: list[lis
 def test_a_longer_interval_takes_every_nth_publish(every: int, delay: list[float]) -> None:
     arrivals = [k + d for k, d in enumerate(delay)]
     emitted = _emitted(MeteringCadence(float(every)), arrivals)
-    gaps = [b - a for a, b in zip(emitted, emitted[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(emitted)]
     assert all(every - 1 < g < every + 1 for g in gaps), gaps
 
 
@@ -52,7 +54,7 @@ def test_a_longer_interval_takes_every_nth_publish(every: int, delay: list[float
 def test_an_interval_that_is_no_multiple_of_the_poll_keeps_its_rate(interval: float) -> None:
     emitted = _emitted(MeteringCadence(interval), [float(k) for k in range(1000)])
     assert abs(len(emitted) - 1000 / interval) <= 2
-    assert all(b - a >= interval / 2 for a, b in zip(emitted, emitted[1:]))
+    assert all(b - a >= interval / 2 for a, b in itertools.pairwise(emitted))
 
 
 def test_a_burst_after_a_stall_is_one_reading_not_several() -> None:
@@ -60,7 +62,7 @@ def test_a_burst_after_a_stall_is_one_reading_not_several() -> None:
     assert _emitted(cadence, [0.0, 1.0, 2.0, 3.0, 6.0, 6.01, 6.02, 7.0]) == [0.0, 1.0, 2.0, 3.0, 6.0, 7.0]
     slow = MeteringCadence(5.0)
     emitted = _emitted(slow, [0.0, 5.0, 10.0, *[70.0 + k for k in range(30)]])
-    assert all(b - a >= 4.0 for a, b in zip(emitted, emitted[1:])), emitted
+    assert all(b - a >= 4.0 for a, b in itertools.pairwise(emitted)), emitted
 
 
 def test_interval_change_applies_at_once() -> None:

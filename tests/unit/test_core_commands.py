@@ -10,6 +10,7 @@ import pytest
 from core_support import T0, THING, Building, building_config, event_cmd, make_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from ven_common.contract import AWS_MAX_PAYLOAD_BYTES, BusTopics, RejectReason
 
 from venagent.core.commands import CancelCommand, EventCommand, Rejection, StatusCommand, parse_command
@@ -31,7 +32,8 @@ def test_seed_event_command_parses_from_bytes_str_and_dict() -> None:
 
 def test_venid_is_optional_and_cancel_status_parse() -> None:
     assert parse_command({"op": "status", "correlationId": "c"}, CFG, T0) == StatusCommand("c")
-    assert parse_command({"op": "cancel", "correlationId": "c", "event_id": "e", "venId": None}, CFG, T0) == CancelCommand("c", "e")
+    cmd = {"op": "cancel", "correlationId": "c", "event_id": "e", "venId": None}
+    assert parse_command(cmd, CFG, T0) == CancelCommand("c", "e")
 
 
 BAD_CASES = [

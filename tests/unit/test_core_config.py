@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
 import pytest
 from core_support import building_config, circuit
 
@@ -23,7 +24,7 @@ def test_full_example_parses_and_is_frozen() -> None:
     cfg = building_config(meter={"device": "campus/building/sim", "point": "Building_kw"}, overrides={"Lighting": True})
     assert cfg.meter is not None and cfg.meter.point == "Building_kw"
     assert cfg.circuits_by_name["Lighting"].critical
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         cfg.thing_name = "other"  # type: ignore[misc]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core_support import T0, THING, Building, building_config, event_cmd, make_engine
+
 from ven_common.contract import BusTopics
 
 from venagent.core import VenEngine, VenStore

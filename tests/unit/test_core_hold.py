@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core_support import T0, Building, building_config, circuit, drive, event_cmd, make_engine
+
 from ven_common.contract import BusTopics
 
 
@@ -24,7 +25,7 @@ def test_sheds_more_when_total_rises_above_target_but_only_after_confirm() -> No
     assert early == []  # within hold_confirm_sec (5 s) of the last change: wait for the meter
     later = drive(engine, building, T0 + 5, T0 + 5)
     assert len(later) == 1
-    t, fx = later[0]
+    _t, fx = later[0]
     # Excess 1.5 kW among {HVAC 7.5, Water Heater 1.2}: walk takes Water Heater (1.2), cover → HVAC, prune keeps HVAC only.
     assert dict(fx.writes) == {"HVAC": False}
     assert fx.of_topic(BusTopics.ACTUATION)[0]["reason"] == "hold"
@@ -66,11 +67,11 @@ def test_min_on_keeps_recently_switched_on_circuit_out_of_selection() -> None:
     building.state["A"] = True  # seen switching on at T0 + 10
     engine.on_readings(T0 + 10, building.samples())
     engine.on_readings(T0 + 19, building.samples())
-    ack, fx = engine.on_command(T0 + 20, event_cmd("e", 2.0, 600))
+    _ack, fx = engine.on_command(T0 + 20, event_cmd("e", 2.0, 600))
     assert dict(fx.writes) == {"B": False}  # A would be first by priority, but it was turned on 10 s ago
     building.apply(fx.writes)
     engine.on_readings(T0 + 199, building.samples())
-    ack2, fx2 = engine.on_command(T0 + 200, event_cmd("e", 5.0, 600))
+    _ack2, fx2 = engine.on_command(T0 + 200, event_cmd("e", 5.0, 600))
     assert dict(fx2.writes) == {"A": False}  # modification: min_on now satisfied
 
 
@@ -89,7 +90,7 @@ def test_a_write_not_yet_visible_in_readings_is_not_resent_at_once() -> None:
     engine = make_engine(cfg)
     building = Building(cfg)
     engine.on_readings(T0, building.samples())
-    ack, fx = engine.on_command(T0, event_cmd("lag", 2.0, 3600))
+    _ack, fx = engine.on_command(T0, event_cmd("lag", 2.0, 3600))
     assert dict(fx.writes) == {"Heater": False}
     # The driver has not polled yet: readings still show the Heater on for a few seconds.
     assert not engine.on_readings(T0 + 2, building.samples()).writes

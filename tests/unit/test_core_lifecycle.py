@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from ven_common.contract import EventState as S
 
 from venagent.core.errors import IllegalTransitionError
@@ -37,7 +38,7 @@ def test_every_pair_is_legal_or_raises(state: S | None, trigger: Trigger) -> Non
 
 
 def test_terminal_states_have_no_way_out() -> None:
-    assert TERMINAL == {S.COMPLETED, S.CANCELLED}
+    assert {S.COMPLETED, S.CANCELLED} == TERMINAL
     assert not [key for key in TRANSITIONS if key[0] in TERMINAL]
 
 

@@ -8,6 +8,7 @@ import pytest
 from core_support import T0, Building, building_config, circuit, event_cmd, make_engine
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ven_common.contract import BusTopics
 
 from venagent.core import CircuitSample
@@ -140,11 +141,11 @@ def test_back_to_back_events_keep_the_pre_event_baseline() -> None:
     engine = make_engine(cfg)
     building = Building(cfg)
     drive(engine, building, T0, T0 + 120)  # 10.0 kW for two minutes
-    ack, fx = engine.on_command(T0 + 121, event_cmd("first", 2.0, 60))
+    _first_ack, fx = engine.on_command(T0 + 121, event_cmd("first", 2.0, 60))
     building.apply(fx.writes)
     drive(engine, building, T0 + 122, T0 + 240)  # shed, then restored step by step
     assert engine.status(T0 + 240)["active_event"] is None
-    ack, fx = engine.on_command(T0 + 241, event_cmd("second", 2.0, 60))
+    _ack, fx = engine.on_command(T0 + 241, event_cmd("second", 2.0, 60))
     building.apply(fx.writes)
     drive(engine, building, T0 + 242, T0 + 250)
     status = engine.status(T0 + 250)
@@ -159,7 +160,7 @@ def test_readings_before_a_restore_shows_do_not_enter_the_baseline() -> None:
     engine = make_engine(cfg)
     building = Building(cfg)
     drive(engine, building, T0, T0 + 60)
-    ack, fx = engine.on_command(T0 + 61, event_cmd("lagging", 2.0, 30))
+    _ack, fx = engine.on_command(T0 + 61, event_cmd("lagging", 2.0, 30))
     building.apply(fx.writes)
     drive(engine, building, T0 + 62, T0 + 90)
     restore = engine.tick(T0 + 91.5)  # the restore step is due: Heater back on

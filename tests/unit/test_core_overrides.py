@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from core_support import T0, Building, building_config, drive, event_cmd, make_engine
+
 from ven_common.contract import BusTopics
 
 from venagent.core import UnknownCircuitError, VenConfig, VenStore
@@ -91,7 +92,7 @@ def test_reconfigure_applies_new_config_override() -> None:
 
 def test_a_shed_circuit_moved_to_another_device_is_switched_back_on_at_the_old_one() -> None:
     """Its old relay would otherwise stay off for good: nobody writes that point any more."""
-    engine, building = _active()
+    engine, _building = _active()
     assert engine.status(T0)["active_event"]["shed_circuits"] == ["Heater"]
     data = engine.config.model_dump()
     for c in data["circuits"]:

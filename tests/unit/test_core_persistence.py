@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core_support import T0, Building, building_config, drive, event_cmd, make_engine
+
 from ven_common.contract import BusTopics
 
 from venagent.core import VenStore
@@ -84,8 +85,8 @@ def test_scheduled_event_due_during_downtime_activates_and_missed_one_is_cancell
 
 def test_pending_restore_survives_restart(tmp_path: Any) -> None:
     path = tmp_path / "ven.sqlite"
-    config, engine, building = _running(path, restore_spacing_sec=30.0)
-    _, fx = engine.on_command(T0, event_cmd("e", 3.0, 600))
+    config, engine, _building = _running(path, restore_spacing_sec=30.0)
+    _, _fx = engine.on_command(T0, event_cmd("e", 3.0, 600))
     engine.on_command(T0 + 10, {"op": "restore", "correlationId": "r"})
     restarted = make_engine(config, VenStore(path))
     assert dict(restarted.resume(T0 + 15).writes) == {}
@@ -94,7 +95,7 @@ def test_pending_restore_survives_restart(tmp_path: Any) -> None:
 
 def test_override_from_new_config_beats_pending_restore_after_restart(tmp_path: Any) -> None:
     path = tmp_path / "ven.sqlite"
-    config, engine, _ = _running(path, restore_spacing_sec=30.0)
+    _config, engine, _ = _running(path, restore_spacing_sec=30.0)
     engine.on_command(T0, event_cmd("e", 3.0, 600))
     engine.on_command(T0 + 10, {"op": "restore", "correlationId": "r"})  # Water Heater pending at T0+40
     pinned = building_config(restore_spacing_sec=30.0, overrides={"Water Heater": False})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from core_support import T0, Building, building_config, circuit, event_cmd, make_engine
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from ven_common.contract import BusTopics
 
 from venagent.core.engine import VenEngine
@@ -34,7 +36,7 @@ def test_plan_staggers_in_reverse_shed_order_with_one_jitter_for_the_whole_plan(
 def test_planned_steps_keep_their_slot_unless_min_off_holds_them(seed: int, spacing: float, jitter: float,
                                                                    ready: list) -> None:
     names = [f"c{i}" for i in range(len(ready))]
-    ready_at = dict(zip(names, ready))
+    ready_at = dict(zip(names, ready, strict=False))
     offset = random.Random(seed).uniform(0.0, jitter) if jitter > 0 else 0.0
     steps = plan_restore(
         end_ts=100.0, shed_order=names, pre_state={}, kw_before={}, off_ready_at=ready_at.get,
@@ -91,7 +93,7 @@ def test_switchings_are_spaced_whatever_the_timer_does(dues: list, ticks: list, 
     assert sorted([n for _, n in switched] + dropped + [s.name for s in steps]) == sorted(f"c{i}" for i in range(len(dues)))
     assert not {n for _, n in switched} & {f"c{i}" for i in blocked}
     times = [t for t, _ in switched]
-    assert all(b - a >= spacing - 1e-9 for a, b in zip(times, times[1:]))
+    assert all(b - a >= spacing - 1e-9 for a, b in itertools.pairwise(times))
 
 
 def test_overdue_steps_come_back_one_per_spacing_not_all_at_once() -> None:
@@ -165,7 +167,7 @@ def test_restores_of_two_events_stay_spaced_and_most_important_first() -> None:
     engine, building = _three_shed("a", 10)
     switched: list[tuple[float, str]] = []
 
-    def run(t: float, effects) -> None:  # noqa: ANN001
+    def run(t: float, effects) -> None:
         building.apply(effects.writes)
         switched.extend((t, n) for n, v in effects.writes.items() if v)
         engine.on_readings(t, building.samples())
@@ -180,6 +182,6 @@ def test_restores_of_two_events_stay_spaced_and_most_important_first() -> None:
         t = T0 + 11 + k * 0.5
         run(t, engine.tick(t))
     times = [t for t, _ in switched]
-    assert all(b - a >= 2.0 for a, b in zip(times, times[1:])), switched
+    assert all(b - a >= 2.0 for a, b in itertools.pairwise(times)), switched
     names = [n for _, n in switched]
     assert names.index("Heater") < names.index("Water Heater"), switched

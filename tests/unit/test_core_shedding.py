@@ -104,7 +104,8 @@ circuit_rows = st.lists(
 @given(rows=circuit_rows, need=st.floats(0.1, 30.0))
 def test_engine_never_sheds_critical_disabled_or_overridden(rows: list[tuple[float, int, bool, bool, bool]], need: float) -> None:
     circuits = [
-        {"name": f"c{i}", "device": "d", "enable_point": "e", "power_point": "p", "rated_kw": round(kw, 2), "priority": prio, "critical": crit}
+        {"name": f"c{i}", "device": "d", "enable_point": "e", "power_point": "p", "rated_kw": round(kw, 2),
+         "priority": prio, "critical": crit}
         for i, (kw, prio, crit, _on, _ovr) in enumerate(rows)
     ]
     overrides = {f"c{i}": True for i, row in enumerate(rows) if row[4]}

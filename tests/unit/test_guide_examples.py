@@ -9,14 +9,13 @@ is tests/integration/test_start_guide.py.)
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from core_support import T0, Building, make_engine
 
+from tests.support.guide import all_commands, blocks
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests/support"))
-from guide import all_commands, blocks  # noqa: E402  (tests/support is not a package on this path)
 
 GUIDE = REPO / "docs/operations-guide.md"
 

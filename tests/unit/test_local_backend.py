@@ -40,7 +40,7 @@ def test_what_is_not_a_seed_reading_is_kept_with_its_reason(tmp_path: Path) -> N
     assert ingest.handle(store, ingest.METERING, batch, T0).startswith("rejected: a batch")
     assert ingest.handle(store, ingest.METERING, b"\xff{", T0).startswith("rejected: not JSON")
     assert ingest.handle(store, ingest.METERING, json.dumps({"ts": 1}).encode(), T0) == "rejected: no venId"
-    assert [r["reason"] for r in store.rejected()][0].startswith("a batch") and len(store.rejected()) == 3
+    assert next(r["reason"] for r in store.rejected()).startswith("a batch") and len(store.rejected()) == 3
     assert store.reading_count() == 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core_support import T0, Building, event_cmd, make_engine
+
 from ven_common.contract import BusTopics
 from ven_common.web_conf import TOKEN_FILE, ensure_token, web_bind, write_web_section
 
@@ -125,7 +126,7 @@ def test_scripts_do_not_import_volttron_unless_local() -> None:
             f"    s = importlib.util.spec_from_file_location(n, {str(REPO / 'scripts')!r} + '/' + n + '.py')\n"
             "    s.loader.exec_module(importlib.util.module_from_spec(s))\n"
             "sys.exit(1 if any(m.split('.')[0] == 'volttron' for m in sys.modules) else 0)\n")
-    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], timeout=60, check=False).returncode == 0
 
 
 def test_only_this_platforms_orphaned_proxies_are_ended() -> None:

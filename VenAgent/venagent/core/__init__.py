@@ -10,12 +10,21 @@ from venagent.core.circuits import CircuitSample
 from venagent.core.config import CircuitConfig, MeterConfig, VenConfig
 from venagent.core.effects import Effects
 from venagent.core.engine import VenEngine
-from venagent.core.errors import ConfigError, IllegalTransitionError, UnknownCircuitError, VenCoreError
+from venagent.core.errors import (
+    CommandConflict,
+    CommandRejected,
+    ConfigError,
+    IllegalTransitionError,
+    UnknownCircuitError,
+    VenCoreError,
+)
 from venagent.core.store import VenStore
 
 __all__ = [
     "CircuitConfig",
     "CircuitSample",
+    "CommandConflict",
+    "CommandRejected",
     "ConfigError",
     "Effects",
     "IllegalTransitionError",

@@ -30,6 +30,7 @@ from ven_common.contract import Op, RejectReason, read_correlation_id
 from ven_common.transport import TransportError, decode_object
 
 from venagent.core.config import VenConfig
+from venagent.core.errors import CommandRejected
 
 MAX_EVENT_ID_LEN = 128
 MAX_CORRELATION_ID_LEN = 256
@@ -73,15 +74,6 @@ class Rejection:
     reason: str
 
 
-class _Reject(Exception):
-    """Internal short-circuit; never escapes :func:`parse_command`."""
-
-    def __init__(self, code: RejectReason, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
 def parse_command(raw: bytes | str | Mapping[str, Any], config: VenConfig, now: float) -> Command | Rejection:
     """Decode then validate (the engine does the two steps apart to check idempotency between)."""
     obj = decode_command(raw)
@@ -92,7 +84,7 @@ def decode_command(raw: object) -> dict[Any, Any] | Rejection:
     """Raw bytes/str/mapping → a JSON object, or a rejection (no correlationId can be known yet)."""
     try:
         return _decode(raw)
-    except _Reject as rej:
+    except CommandRejected as rej:
         return Rejection(None, None, None, rej.code, rej.reason)
 
 
@@ -105,7 +97,7 @@ def fingerprint(obj: Mapping[Any, Any]) -> str:
 def validate_command(obj: dict[Any, Any], config: VenConfig, now: float) -> Command | Rejection:
     try:
         return _validate(obj, config, now)
-    except _Reject as rej:
+    except CommandRejected as rej:
         return Rejection(obj.get("op"), read_correlation_id(obj), obj.get("event_id"), rej.code, rej.reason)
 
 
@@ -116,9 +108,9 @@ def _decode(raw: object) -> dict[Any, Any]:
         # The transport rules have one owner, shared with the bridge: same input, same reason.
         obj = decode_object(raw if isinstance(raw, str) else bytes(raw))
         if isinstance(obj, TransportError):
-            raise _Reject(obj.code, obj.reason)
+            raise CommandRejected(obj.code, obj.reason)
         return obj
-    raise _Reject(RejectReason.NOT_AN_OBJECT, f"command must be bytes, str or an object, got {type(raw).__name__}")
+    raise CommandRejected(RejectReason.NOT_AN_OBJECT, f"command must be bytes, str or an object, got {type(raw).__name__}")
 
 
 def _validate(obj: dict[Any, Any], config: VenConfig, now: float) -> Command:
@@ -137,14 +129,14 @@ def _validate(obj: dict[Any, Any], config: VenConfig, now: float) -> Command:
 def _op(obj: dict[Any, Any]) -> Op:
     allowed = ", ".join(o.value for o in Op)
     if "op" not in obj:
-        raise _Reject(RejectReason.MISSING_FIELD, f"op is required (one of {allowed})")
+        raise CommandRejected(RejectReason.MISSING_FIELD, f"op is required (one of {allowed})")
     value = obj["op"]
     if not isinstance(value, str):
-        raise _Reject(RejectReason.WRONG_TYPE, f"op must be a string (one of {allowed}), got {_show(value)}")
+        raise CommandRejected(RejectReason.WRONG_TYPE, f"op must be a string (one of {allowed}), got {_show(value)}")
     try:
         return Op(value)
     except ValueError:
-        raise _Reject(RejectReason.UNKNOWN_OP, f"op must be one of {allowed}, got {_show(value)}") from None
+        raise CommandRejected(RejectReason.UNKNOWN_OP, f"op must be one of {allowed}, got {_show(value)}") from None
 
 
 def _correlation_id(obj: dict[Any, Any]) -> str:
@@ -157,12 +149,12 @@ def _event_id(obj: dict[Any, Any]) -> str:
 
 def _string(obj: dict[Any, Any], field: str, max_len: int) -> str:
     if field not in obj or obj[field] is None:
-        raise _Reject(RejectReason.MISSING_FIELD, f"{field} is required (a string of 1..{max_len} characters)")
+        raise CommandRejected(RejectReason.MISSING_FIELD, f"{field} is required (a string of 1..{max_len} characters)")
     value = obj[field]
     if not isinstance(value, str):
-        raise _Reject(RejectReason.WRONG_TYPE, f"{field} must be a string of 1..{max_len} characters, got {_show(value)}")
+        raise CommandRejected(RejectReason.WRONG_TYPE, f"{field} must be a string of 1..{max_len} characters, got {_show(value)}")
     if not 0 < len(value) <= max_len:
-        raise _Reject(RejectReason.OUT_OF_RANGE, f"{field} must be 1..{max_len} characters long, got {len(value)}")
+        raise CommandRejected(RejectReason.OUT_OF_RANGE, f"{field} must be 1..{max_len} characters long, got {len(value)}")
     return value
 
 
@@ -171,9 +163,9 @@ def _check_ven(obj: dict[Any, Any], thing_name: str) -> None:
     if value is None:
         return
     if not isinstance(value, str):
-        raise _Reject(RejectReason.WRONG_TYPE, f"venId must be a string, got {_show(value)}")
+        raise CommandRejected(RejectReason.WRONG_TYPE, f"venId must be a string, got {_show(value)}")
     if value != thing_name:
-        raise _Reject(RejectReason.WRONG_VEN, f"venId must be {thing_name!r} (this VEN), got {_show(value)}")
+        raise CommandRejected(RejectReason.WRONG_VEN, f"venId must be {thing_name!r} (this VEN), got {_show(value)}")
 
 
 def _event(obj: dict[Any, Any], correlation_id: str, config: VenConfig, now: float) -> EventCommand:
@@ -187,13 +179,13 @@ def _event(obj: dict[Any, Any], correlation_id: str, config: VenConfig, now: flo
 def _number(obj: dict[Any, Any], field: str, upper: float) -> float:
     rule = f"{field} must be a finite number > 0 and <= {upper}"
     if field not in obj or obj[field] is None:
-        raise _Reject(RejectReason.MISSING_FIELD, f"{field} is required (a finite number > 0 and <= {upper})")
+        raise CommandRejected(RejectReason.MISSING_FIELD, f"{field} is required (a finite number > 0 and <= {upper})")
     value = obj[field]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Reject(RejectReason.WRONG_TYPE, f"{rule}, got {_show(value)}")
+        raise CommandRejected(RejectReason.WRONG_TYPE, f"{rule}, got {_show(value)}")
     as_float = _to_float(value)
     if as_float is None or not 0 < as_float <= upper:
-        raise _Reject(RejectReason.OUT_OF_RANGE, f"{rule}, got {_show(value)}")
+        raise CommandRejected(RejectReason.OUT_OF_RANGE, f"{rule}, got {_show(value)}")
     return as_float
 
 
@@ -203,17 +195,17 @@ def _start_ts(obj: dict[Any, Any], duration: float, ahead: float, now: float) ->
         return None
     rule = "start_ts must be finite epoch seconds"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Reject(RejectReason.WRONG_TYPE, f"{rule}, got {_show(value)}")
+        raise CommandRejected(RejectReason.WRONG_TYPE, f"{rule}, got {_show(value)}")
     start = _to_float(value)
     if start is None:
-        raise _Reject(RejectReason.OUT_OF_RANGE, f"{rule}, got {_show(value)}")
+        raise CommandRejected(RejectReason.OUT_OF_RANGE, f"{rule}, got {_show(value)}")
     if start + duration <= now:
-        raise _Reject(
+        raise CommandRejected(
             RejectReason.OUT_OF_RANGE,
             f"start_ts + duration_sec must be after now ({now:.0f}): the window [{start:.0f}, {start + duration:.0f}) is over",
         )
     if start - now > ahead:
-        raise _Reject(
+        raise CommandRejected(
             RejectReason.OUT_OF_RANGE,
             f"start_ts must be at most {ahead} s ahead of now ({now:.0f}), got {start:.0f} ({start - now:.0f} s ahead)",
         )
@@ -235,3 +227,13 @@ def _show(value: Any) -> str:
         # ValueError also covers ints too long to print (Python's int→str digit limit).
         text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def reused_correlation(command: Mapping[str, Any], correlation_id: str, first_ack: Mapping[str, Any]) -> Rejection:
+    """``correlation_reused``: the id already answered a different command (whose ack stays its answer)."""
+    return Rejection(
+        command.get("op"), correlation_id, command.get("event_id"), RejectReason.CORRELATION_REUSED,
+        f"correlationId {correlation_id!r} was already used for a different command "
+        f"(op {first_ack.get('op')!r}, event_id {first_ack.get('event_id')!r}, ts {first_ack.get('ts')}); "
+        "a retry must repeat the command exactly, a new command needs a new correlationId",
+    )

@@ -182,3 +182,16 @@ def _describe(err: Any) -> str:
     if len(shown) > 60:
         shown = shown[:57] + "..."
     return f"{loc}: {err['msg']} (got {shown})".replace("; ", ", ")
+
+
+def effective_overrides(config: VenConfig, persisted: Mapping[str, bool | None]) -> dict[str, bool]:
+    """Config overrides, then runtime changes on top (a persisted None = cleared at runtime)."""
+    overrides = dict(config.overrides)
+    for name, state in persisted.items():
+        if name not in config.circuits_by_name:
+            continue
+        if state is None:
+            overrides.pop(name, None)
+        else:
+            overrides[name] = state
+    return overrides

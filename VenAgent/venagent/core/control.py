@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ven_common.contract import BusTopics, EventState
@@ -23,7 +24,8 @@ from venagent.core.events import EventRecord
 from venagent.core.hold import LastShed, decide_hold
 from venagent.core.lifecycle import GuardContext, Trigger, next_state
 from venagent.core.mv import MvAccumulator
-from venagent.core.restore import RestoreStep, plan_restore, take_due
+from venagent.core.restore import RestoreStep, plan_restore
+from venagent.core.restore_queue import RestoreQueue
 from venagent.core.shedding import Candidate, Selection, select_shed
 from venagent.core.store import VenStore
 from venagent.core.views import report_view
@@ -43,21 +45,45 @@ class EventController:
         store: VenStore,
         rng: random.Random,
         circuits: CircuitTracker,
-        overrides: dict[str, bool],
+        overrides: Mapping[str, bool],
         mv_baseline: Baseline,
     ) -> None:
         self.config = config
         self.store = store
         self.rng = rng
         self.circuits = circuits
-        self.overrides = overrides
+        self.overrides = overrides  # the engine's, read-only: it alone pins and unpins circuits
         self.mv_baseline = mv_baseline
-        self.events: dict[str, EventRecord] = {
+        self._events: dict[str, EventRecord] = {
             doc["event_id"]: EventRecord.from_dict(doc) for doc in store.load_live_events()
         }
-        self.restores: list[RestoreStep] = [RestoreStep(*row) for row in store.load_restores()]
-        # Not persisted: a VEN restart takes longer than any sensible restore spacing.
-        self.last_restore_ts: float | None = None
+        self.restores = RestoreQueue(store)
+
+    # the live events: only the controller adds, changes the window of, and drops them
+    @property
+    def events(self) -> Mapping[str, EventRecord]:
+        return MappingProxyType(self._events)
+
+    def admit(self, now: float, event: EventRecord, fx: EffectsBuilder) -> None:
+        """A new event: scheduled, or active at once when its window has begun."""
+        self._events[event.event_id] = event
+        self.transition(now, event, Trigger.CREATE, fx, new=True)
+        if event.start_ts <= now:
+            self.activate(now, event, fx)
+        else:
+            self.persist(now, event)
+
+    @staticmethod
+    def rewindow(event: EventRecord, shed_kw: float, duration_sec: float, start_ts: float, end_ts: float) -> None:
+        """A modified event's request and window (the caller reselects or activates it)."""
+        event.requested_shed_kw, event.duration_sec, event.start_ts, event.end_ts = shed_kw, duration_sec, start_ts, end_ts
+
+    def cancel(self, now: float, event: EventRecord, fx: EffectsBuilder, ended_by: str) -> None:
+        """A scheduled event that will not run: cancelled, stored, no longer live."""
+        self.transition(now, event, Trigger.CANCEL, fx, ended_by=ended_by)
+        event.ended_ts = now
+        self.persist(now, event)
+        del self._events[event.event_id]
 
     # queries
     def active(self) -> EventRecord | None:
@@ -114,7 +140,8 @@ class EventController:
 
     # lifecycle
     def transition(
-        self, now: float, event: EventRecord, trigger: Trigger, fx: EffectsBuilder, *, new: bool = False, ended_by: str | None = None
+        self, now: float, event: EventRecord, trigger: Trigger, fx: EffectsBuilder, *, new: bool = False,
+        ended_by: str | None = None,
     ) -> None:
         previous = None if new else event.state
         event.state = next_state(previous, trigger, GuardContext(now, event.start_ts, event.end_ts))
@@ -139,9 +166,6 @@ class EventController:
         if event is not None and (event.last_persist_ts is None or now - event.last_persist_ts >= PERSIST_EVERY_SEC):
             self.persist(now, event)
 
-    def save_restores(self) -> None:
-        self.store.save_restores([(s.name, s.due_ts, s.event_id, s.kw_before) for s in self.restores])
-
     # time
     def advance(self, now: float, fx: EffectsBuilder, missed_ended_by: str = "restart") -> None:
         """Apply everything that is due at ``now``: ends, starts, restore steps, the hold loop."""
@@ -153,10 +177,7 @@ class EventController:
                 continue
             if event.end_ts <= now:
                 # Its whole window passed unseen (we were down): it never ran, so it is cancelled.
-                self.transition(now, event, Trigger.CANCEL, fx, ended_by=missed_ended_by)
-                event.ended_ts = now
-                self.persist(now, event)
-                del self.events[event.event_id]
+                self.cancel(now, event, fx, missed_ended_by)
             else:
                 self.activate(now, event, fx)
         self.run_restores(now, fx)
@@ -176,11 +197,7 @@ class EventController:
 
         Otherwise their pre-event state would read "off" and they would never come back on.
         """
-        adopted = [s for s in self.restores if s.name in self.circuits.configs and s.name not in self.overrides]
-        if not adopted:
-            return
-        self.restores = [s for s in self.restores if s not in adopted]
-        self.save_restores()
+        adopted = self.restores.take(lambda s: s.name in self.circuits.configs and s.name not in self.overrides)
         # The plan runs most important first; shed order is the opposite (least important first).
         for step in reversed(adopted):
             event.pre_state[step.name] = True
@@ -292,7 +309,8 @@ class EventController:
         self.persist(now, event)
 
     def end(
-        self, now: float, event: EventRecord, trigger: Trigger, ended_by: str, fx: EffectsBuilder, *, end_ts: float, restore_from: float
+        self, now: float, event: EventRecord, trigger: Trigger, ended_by: str, fx: EffectsBuilder, *, end_ts: float,
+        restore_from: float,
     ) -> dict[str, Any] | None:
         """Complete/cancel an active event: close M&V, report, plan the staggered restore."""
         self.transition(now, event, trigger, fx, ended_by=ended_by)
@@ -314,39 +332,19 @@ class EventController:
             event_id=event.event_id,
         )
         event.shed_order.clear()
-        self.restores.extend(steps)
-        self.save_restores()
+        self.restores.add(steps)
         self.persist(now, event)
-        del self.events[event.event_id]
+        del self._events[event.event_id]
         self.run_restores(now, fx)
         return report
 
     def run_restores(self, now: float, fx: EffectsBuilder) -> None:
         # Overrides win, and a circuit removed from the config is no longer ours to write.
-        round_ = take_due(
-            self.restores,
-            now,
-            spacing_sec=self.config.restore_spacing_sec,
-            writable=lambda name: name in self.circuits.configs and name not in self.overrides,
-            last_switch_ts=self.last_restore_ts,
-        )
-        if round_.switch_on is None and not round_.dropped:
-            return
-        self.restores = list(round_.pending)
-        step = round_.switch_on
-        if step is not None:
-            self.last_restore_ts = now
-            self.circuits.note_write(now, step.name, True)
-            fx.write(now, {step.name: True}, "restore", step.event_id)
-        self.save_restores()
+        self.restores.run(now, fx, spacing_sec=self.config.restore_spacing_sec, circuits=self.circuits,
+                          writable=lambda name: name in self.circuits.configs and name not in self.overrides)
 
     def drop_restores(self, names: Iterable[str]) -> list[RestoreStep]:
-        gone = set(names)
-        dropped = [s for s in self.restores if s.name in gone]
-        if dropped:
-            self.restores = [s for s in self.restores if s.name not in gone]
-            self.save_restores()
-        return dropped
+        return self.restores.drop(names)
 
     def enforce(self, now: float, event: EventRecord, fx: EffectsBuilder) -> None:
         """Switch off again a shed circuit that readings show on: a device that reset (driver or

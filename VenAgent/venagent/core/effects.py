@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ven_common.contract import BusTopics
+from ven_common.contract import Ack, BusTopics
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,25 @@ class EffectsBuilder:
             {"ts": now, "writes": dict(writes), "reason": reason, "event_id": event_id},
         )
 
-    def publish(self, topic: str, message: dict[str, Any]) -> None:
-        self._messages.append((topic, message))
+    def publish(self, topic: str, message: Mapping[str, Any]) -> None:
+        # A plain dict on the bus, whatever typed shape (Ack, Reading) the core built it as.
+        self._messages.append((topic, dict(message)))
 
     def build(self) -> Effects:
         return Effects(MappingProxyType(dict(self._writes)), tuple(self._messages))
+
+
+@dataclass(frozen=True)
+class PendingCommand:
+    """A decided command whose writes the shell has yet to perform (:meth:`VenEngine.begin_command
+    <venagent.core.engine.VenEngine.begin_command>`)."""
+
+    ack: Ack
+    effects: Effects
+    """The writes to perform and the bus messages (the ack comes with ``VenEngine.complete_command``)."""
+    correlation_id: str | None = None
+    fingerprint: str | None = None
+    replayed: bool = False
+    """The stored ack of an earlier identical command: nothing is decided, stored or written."""
+    store: bool = False
+    stale_kinds: tuple[str, ...] = field(default=())

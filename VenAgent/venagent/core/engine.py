@@ -23,13 +23,12 @@ says plainly when no fresh reading exists (``quality: "stale"``, values null).
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from ven_common.contract import BusTopics, Op, RejectReason, read_correlation_id, reject_ack
+from ven_common.contract import Ack, BusTopics, Op, read_correlation_id, reject_ack
 
 from venagent.core.baseline import MeterBeforeBaseline, RollingMeanBaseline
 from venagent.core.cadence import MeteringCadence
@@ -41,37 +40,22 @@ from venagent.core.commands import (
     RestoreCommand,
     decode_command,
     fingerprint,
+    reused_correlation,
     validate_command,
 )
-from venagent.core.config import VenConfig
+from venagent.core.config import VenConfig, effective_overrides
 from venagent.core.control import EventController
-from venagent.core.effects import Effects, EffectsBuilder
-from venagent.core.errors import UnknownCircuitError
-from venagent.core.handlers import CommandConflict, CommandHandlers
+from venagent.core.effects import Effects, EffectsBuilder, PendingCommand
+from venagent.core.errors import CommandRejected, UnknownCircuitError
+from venagent.core.handlers import CommandHandlers
 from venagent.core.health import DeviceFault, DeviceHealth
 from venagent.core.lifecycle import Trigger
 from venagent.core.store import VenStore
-from venagent.core.shedding import EPS_KW
-from venagent.core.views import accepted_ack, kw, metering_view, shortfall_note, status_view
+from venagent.core.views import accepted_ack, metering_view, settled_event_ack, status_key, status_view
 
 HISTORY_LIMIT = 100
 # The status (and so the shadow) is refreshed at least this often, also when nothing changed.
 STATUS_REFRESH_SEC = 30.0
-
-
-@dataclass(frozen=True)
-class PendingCommand:
-    """A decided command whose writes the shell has yet to perform (see the module docstring)."""
-
-    ack: dict[str, Any]
-    effects: Effects
-    """The writes to perform and the bus messages (the ack comes with :meth:`complete_command`)."""
-    correlation_id: str | None = None
-    fingerprint: str | None = None
-    replayed: bool = False
-    """The stored ack of an earlier identical command: nothing is decided, stored or written."""
-    store: bool = False
-    stale_kinds: tuple[str, ...] = field(default=())
 
 
 class VenEngine:
@@ -83,27 +67,26 @@ class VenEngine:
         self._was_fresh = False
         self._rolling = RollingMeanBaseline(config.baseline_samples)
         self._mv_baseline = MeterBeforeBaseline(config.mv_baseline_window_sec)
-        self._overrides = self._initial_overrides(config, store)
+        self._overrides = effective_overrides(config, store.load_overrides())
         self._ctl = EventController(
-            config=config, store=store, rng=rng, circuits=self._circuits, overrides=self._overrides, mv_baseline=self._mv_baseline
+            config=config, store=store, rng=rng, circuits=self._circuits, overrides=MappingProxyType(self._overrides),
+            mv_baseline=self._mv_baseline
         )
         self._handlers = CommandHandlers(self._ctl, store)
         self._cadence = MeteringCadence(config.metering_interval_sec)
         self._status_key: str | None = None
         self._status_at = float("-inf")
+        self._adopt(config)
 
-    @staticmethod
-    def _initial_overrides(config: VenConfig, store: VenStore) -> dict[str, bool]:
-        """Config overrides, then runtime changes on top (a persisted NULL = cleared at runtime)."""
-        overrides = dict(config.overrides)
-        for name, state in store.load_overrides().items():
-            if name not in config.circuits_by_name:
-                continue
-            if state is None:
-                overrides.pop(name, None)
-            else:
-                overrides[name] = state
-        return overrides
+    def _adopt(self, config: VenConfig) -> None:
+        """The one place the configuration reaches the engine's parts: at start and on every change."""
+        self._config = config
+        self._ctl.config = config
+        self._cadence.interval_sec = config.metering_interval_sec
+        self._circuits.stale_after_sec = config.stale_after_sec
+        self._health.grace_sec = config.stale_after_sec
+        self._mv_baseline.window_sec = config.mv_baseline_window_sec
+        self._rolling = self._rolling.resized(config.baseline_samples)
 
     @property
     def config(self) -> VenConfig:
@@ -220,28 +203,18 @@ class VenEngine:
         )
 
     def _maybe_status(self, now: float, fx: EffectsBuilder) -> None:
-        """Publish status when something a listener acts on changed (not on every kW wiggle): the
-        event, the schedule, overrides, device faults, which circuits are on and which readings are
-        stale; and at least every STATUS_REFRESH_SEC, so the shadow's kW are never older than that
-        (a status taken before the first reading, with null kW, is replaced at once)."""
-        active = self._ctl.active()
-        key = json.dumps(
-            [
-                None if active is None else [active.event_id, active.state.value, active.requested_shed_kw, active.end_ts, active.shed_order],
-                [[e.event_id, e.requested_shed_kw, e.start_ts, e.end_ts] for e in self._ctl.scheduled()],
-                sorted(self._overrides.items()),
-                sorted((f.device, f.kind) for f in self.device_faults(now)),
-                sorted(self._circuits.snapshot_enabled().items()),
-                self._circuits.stale_circuits(now),
-            ]
-        )
+        """Publish status when something a listener acts on changed (not on every kW wiggle), and at
+        least every STATUS_REFRESH_SEC, so the shadow's kW are never older than that (a status taken
+        before the first reading, with null kW, is replaced as soon as the readings are fresh)."""
+        key = status_key(self._ctl.active(), self._ctl.scheduled(), self._overrides, self.device_faults(now),
+                         self._circuits.snapshot_enabled(), self._circuits.stale_circuits(now))
         if key != self._status_key or now - self._status_at >= STATUS_REFRESH_SEC:
             self._status_key = key
             self._status_at = now
             fx.publish(BusTopics.STATUS, self.status(now))
 
     # commands
-    def on_command(self, now: float, raw: bytes | str | Mapping[str, Any]) -> tuple[dict[str, Any], Effects]:
+    def on_command(self, now: float, raw: bytes | str | Mapping[str, Any]) -> tuple[Ack, Effects]:
         """Both steps, with every write taken as confirmed by the driver (tests, simulations)."""
         pending = self.begin_command(now, raw)
         ack, done = self.complete_command(now, pending, written=pending.effects.writes, failed={})
@@ -257,30 +230,27 @@ class VenEngine:
         if correlation_id is not None:
             stored = self._store.get_ack_and_fingerprint(correlation_id)
             if stored is not None:
-                ack, stored_print = stored
+                first_ack, stored_print = stored
                 if stored_print is None or stored_print == print_:
-                    return PendingCommand(ack, fx.build(), correlation_id, print_, replayed=True)
+                    return PendingCommand(first_ack, fx.build(), correlation_id, print_, replayed=True)
                 # Not stored: the first command's ack stays the answer to its correlationId.
-                return PendingCommand(self._reject_ack(now, Rejection(
-                    decoded.get("op"), correlation_id, decoded.get("event_id"), RejectReason.CORRELATION_REUSED,
-                    f"correlationId {correlation_id!r} was already used for a different command "
-                    f"(op {stored[0].get('op')!r}, event_id {stored[0].get('event_id')!r}, ts {stored[0].get('ts')}); "
-                    "a retry must repeat the command exactly, a new command needs a new correlationId")), fx.build())
+                return PendingCommand(self._reject_ack(now, reused_correlation(decoded, correlation_id, first_ack)),
+                                      fx.build())
         command = validate_command(decoded, self._config, now)
         if isinstance(command, Rejection):
             return PendingCommand(self._reject_ack(now, command), fx.build(), correlation_id, print_,
                                   store=correlation_id is not None)
         try:
             ack = self._dispatch(now, command, fx)
-        except CommandConflict as conflict:
+        except CommandRejected as refused:  # the core's refusals become acks here, and only here
             event_id = getattr(command, "event_id", None)
-            rejection = Rejection(decoded.get("op"), command.correlation_id, event_id, conflict.code, conflict.reason)
+            rejection = Rejection(decoded.get("op"), command.correlation_id, event_id, refused.code, refused.reason)
             return PendingCommand(self._reject_ack(now, rejection), fx.build(), correlation_id, print_, store=True)
         # A rejection touched nothing, so only an accepted command has status or persistence to do.
         return PendingCommand(ack, self._finish(now, fx), correlation_id, print_, store=True)
 
     def complete_command(self, now: float, pending: PendingCommand, *, written: Iterable[str],
-                         failed: Mapping[str, str]) -> tuple[dict[str, Any], Effects]:
+                         failed: Mapping[str, str]) -> tuple[Ack, Effects]:
         """Settle the ack with the driver's answer to the command's writes, store it, publish it."""
         fx = EffectsBuilder()
         self._note_outcome(written, failed)
@@ -292,32 +262,21 @@ class VenEngine:
         fx.publish(BusTopics.ACK, ack)
         return ack, self._finish(now, fx)
 
-    def _settle_ack(self, now: float, ack: dict[str, Any]) -> dict[str, Any]:
+    def _settle_ack(self, now: float, ack: Ack) -> Ack:
         """An accepted ack of an active event says what is shed as far as the driver confirmed."""
         if ack.get("status") != "accepted" or ack.get("op") != Op.EVENT.value or ack.get("state") != "active":
             return ack
         event = self._ctl.events.get(str(ack.get("event_id")))
         if event is None:
             return ack
-        ack = dict(ack)
-        confirmed = self._ctl.shed_kw_confirmed(event)
-        ack["actual_shed_kw"] = kw(confirmed)
-        faults = "; ".join(f"{f.device}: {f.problem}" for f in self.device_faults(now))
-        unconfirmed = [n for n in event.shed_order if self._circuits.states[n].write_failed]
-        if event.total_at_start is None:
-            ack["shortfall_kw"] = kw(event.requested_shed_kw)
-            why = f"no fresh reading ({faults})" if faults else "no circuit readings yet"
-            ack["note"] = f"{why}: shedding starts when fresh readings arrive"
-        elif unconfirmed:
-            ack["shortfall_kw"] = kw(max(0.0, event.requested_shed_kw - confirmed))
-            ack["note"] = (f"the driver did not confirm switching off {', '.join(unconfirmed)} ({faults or 'no answer'}); "
-                           "the VEN sends it again when the device answers")
-        elif event.requested_shed_kw - confirmed > EPS_KW:
-            ack["shortfall_kw"] = kw(event.requested_shed_kw - confirmed)
-            ack["note"] = shortfall_note(confirmed, self._ctl.unsheddable_reasons(now, event))
-        return ack
+        return settled_event_ack(
+            ack, event, confirmed=self._ctl.shed_kw_confirmed(event),
+            faults="; ".join(f"{f.device}: {f.problem}" for f in self.device_faults(now)),
+            unconfirmed=[n for n in event.shed_order if self._circuits.states[n].write_failed],
+            unsheddable=lambda: self._ctl.unsheddable_reasons(now, event),
+        )
 
-    def _reject_ack(self, now: float, rejection: Rejection) -> dict[str, Any]:
+    def _reject_ack(self, now: float, rejection: Rejection) -> Ack:
         return reject_ack(
             op=rejection.op,
             correlation_id=rejection.correlation_id,
@@ -328,7 +287,7 @@ class VenEngine:
             event_id=rejection.event_id,
         )
 
-    def _dispatch(self, now: float, command: Any, fx: EffectsBuilder) -> dict[str, Any]:
+    def _dispatch(self, now: float, command: Any, fx: EffectsBuilder) -> Ack:
         if isinstance(command, EventCommand):
             return self._handlers.on_event(now, command, fx)
         if isinstance(command, CancelCommand):
@@ -387,16 +346,10 @@ class VenEngine:
         for name in removed:
             self._overrides.pop(name, None)
         old_config_overrides = dict(self._config.overrides)
-        self._config = config
-        self._cadence.interval_sec = config.metering_interval_sec
-        self._circuits.stale_after_sec = config.stale_after_sec
-        self._health.grace_sec = config.stale_after_sec
-        self._ctl.config = config
+        self._adopt(config)
         self._circuits.reconfigure(config.circuits, config.meter is not None)
         for name in moved:  # what we knew was about the old relay
             self._circuits.states[name] = CircuitState()
-        self._rolling = self._rolling.resized(config.baseline_samples)
-        self._mv_baseline.window_sec = config.mv_baseline_window_sec
         for name, pinned in config.overrides.items():
             if old_config_overrides.get(name) != pinned and self._overrides.get(name) != pinned:
                 self._apply_override(now, name, pinned, fx)

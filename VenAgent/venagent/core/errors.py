@@ -8,17 +8,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ven_common.contract import RejectReason
+from ven_common.errors import ConfigError as _ProjectConfigError
+
 
 class VenCoreError(ValueError):
     """Base of every error the core raises on purpose."""
 
 
-class ConfigError(VenCoreError):
-    """The configuration is invalid; ``problems`` lists every problem found, not just the first."""
+class ConfigError(VenCoreError, _ProjectConfigError):
+    """The VEN's configuration is invalid; ``problems`` lists every problem found, not just the first."""
 
     def __init__(self, problems: Iterable[str]) -> None:
-        self.problems: tuple[str, ...] = tuple(problems)
-        super().__init__("invalid VEN configuration: " + "; ".join(self.problems))
+        listed = tuple(problems)
+        _ProjectConfigError.__init__(self, listed, "invalid VEN configuration: " + "; ".join(listed))
+
+
+class CommandRejected(VenCoreError):
+    """A command the core refuses, with the ack's ``reason_code``; raised before anything changed.
+
+    The engine turns it into the reject ack (:meth:`venagent.core.engine.VenEngine.begin_command`)."""
+
+    def __init__(self, code: RejectReason, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class CommandConflict(CommandRejected):
+    """Well-formed, but not acceptable in the current state (overlap, unknown or finished event)."""
 
 
 class UnknownCircuitError(VenCoreError):

@@ -17,24 +17,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ven_common.contract import EventState, Op, RejectReason
+from ven_common.contract import Ack, EventState, Op, RejectReason
 
 from venagent.core.commands import CancelCommand, EventCommand, RestoreCommand
 from venagent.core.control import EventController
 from venagent.core.effects import EffectsBuilder
+from venagent.core.errors import CommandConflict
 from venagent.core.events import EventRecord, first_overlap
 from venagent.core.lifecycle import Trigger
 from venagent.core.store import VenStore
 from venagent.core.views import accepted_ack
-
-
-class CommandConflict(Exception):
-    """A command that is well-formed but not acceptable in the current state."""
-
-    def __init__(self, code: RejectReason, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 class CommandHandlers:
@@ -46,7 +38,7 @@ class CommandHandlers:
     def _config(self) -> Any:
         return self._ctl.config
 
-    def on_event(self, now: float, cmd: EventCommand, fx: EffectsBuilder) -> dict[str, Any]:
+    def on_event(self, now: float, cmd: EventCommand, fx: EffectsBuilder) -> Ack:
         event = self._ctl.events.get(cmd.event_id)
         if event is None:
             event = self._create(now, cmd, fx)
@@ -79,23 +71,19 @@ class CommandHandlers:
         finished = self._store.load_event(cmd.event_id)
         if finished is not None:
             raise CommandConflict(
-                RejectReason.CONFLICT, f"event_id {cmd.event_id!r} is already {finished['state']}; a finished event cannot be modified"
+                RejectReason.CONFLICT,
+                f"event_id {cmd.event_id!r} is already {finished['state']}; a finished event cannot be modified",
             )
         start, end = self._window(now, cmd)
         self._check_overlap(start, end, exclude=None)
         event = EventRecord(cmd.event_id, cmd.correlation_id, cmd.shed_kw, cmd.duration_sec, start, end)
-        self._ctl.events[event.event_id] = event
-        self._ctl.transition(now, event, Trigger.CREATE, fx, new=True)
-        if start <= now:
-            self._ctl.activate(now, event, fx)
-        else:
-            self._ctl.persist(now, event)
+        self._ctl.admit(now, event, fx)
         return event
 
     def _modify_scheduled(self, now: float, event: EventRecord, cmd: EventCommand, fx: EffectsBuilder) -> None:
         start, end = self._window(now, cmd)
         self._check_overlap(start, end, exclude=event.event_id)
-        event.requested_shed_kw, event.duration_sec, event.start_ts, event.end_ts = cmd.shed_kw, cmd.duration_sec, start, end
+        self._ctl.rewindow(event, cmd.shed_kw, cmd.duration_sec, start, end)
         if start <= now and self._ctl.active() is None:
             self._ctl.activate(now, event, fx)
         else:
@@ -112,14 +100,15 @@ class CommandHandlers:
         if end <= now:
             raise CommandConflict(
                 RejectReason.OUT_OF_RANGE,
-                f"duration_sec {cmd.duration_sec} from {base:.0f} ends before now ({now:.0f}); use restore or cancel to end the event",
+                f"duration_sec {cmd.duration_sec} from {base:.0f} ends before now ({now:.0f}); "
+                "use restore or cancel to end the event",
             )
         self._check_overlap(event.start_ts, end, exclude=event.event_id)
-        event.requested_shed_kw, event.duration_sec, event.end_ts = cmd.shed_kw, cmd.duration_sec, end
+        self._ctl.rewindow(event, cmd.shed_kw, cmd.duration_sec, event.start_ts, end)
         self._ctl.reselect(now, event, fx)
         self._ctl.persist(now, event)
 
-    def on_cancel(self, now: float, cmd: CancelCommand, fx: EffectsBuilder) -> dict[str, Any]:
+    def on_cancel(self, now: float, cmd: CancelCommand, fx: EffectsBuilder) -> Ack:
         event = self._ctl.events.get(cmd.event_id)
         if event is None:
             finished = self._store.load_event(cmd.event_id)
@@ -130,16 +119,13 @@ class CommandHandlers:
         if event.state is EventState.ACTIVE:
             self._ctl.end(now, event, Trigger.CANCEL, "cancel", fx, end_ts=now, restore_from=now)
         else:
-            self._ctl.transition(now, event, Trigger.CANCEL, fx, ended_by="cancel")
-            event.ended_ts = now
-            self._ctl.persist(now, event)
-            del self._ctl.events[event.event_id]
+            self._ctl.cancel(now, event, fx, "cancel")
         return accepted_ack(
             op=Op.CANCEL.value, now=now, correlation_id=cmd.correlation_id, ven_id=self._config.thing_name,
             event=event, state=event.state, actual_shed_kw=shed,
         )
 
-    def on_restore(self, now: float, cmd: RestoreCommand, fx: EffectsBuilder) -> dict[str, Any]:
+    def on_restore(self, now: float, cmd: RestoreCommand, fx: EffectsBuilder) -> Ack:
         event = self._ctl.active()
         shed = None
         if event is not None:

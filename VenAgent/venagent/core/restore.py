@@ -3,10 +3,11 @@
 Switching every load back at the same instant recreates the peak the event removed (and, on
 thousands of VENs, a synchronized rebound on the feeder). So circuit i comes back at
 ``end + offset + i·spacing``, most important first (reverse shed order), and never before its
-min_off time (a circuit held back by min_off does not hold back the others). ``offset`` is one ``uniform(0, jitter)`` draw for the whole plan: it de-synchronizes
-buildings from each other, while the spacing inside one building stays exact. The spacing is also
-held against what really happened: after a step switches a load on, no other step runs within
-``spacing`` of it, even if steps fell due together (a late timer, a restart, two events ending).
+min_off time (a circuit held back by min_off does not hold back the others). ``offset`` is one
+``uniform(0, jitter)`` draw for the whole plan: it de-synchronizes buildings from each other, while the
+spacing inside one building stays exact. The spacing is also held against what really happened:
+after a step switches a load on, no other step runs within ``spacing`` of it, even if steps fell
+due together (a late timer, a restart, two events ending).
 Only circuits that were on before the event are turned back on: the restore returns to the
 pre-event state, it does not "enable everything".
 """

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from ven_common.contract import Ack
 
 from venagent.core.errors import StoreError
 
@@ -88,15 +91,15 @@ class VenStore:
         return [_load(r[0]) for r in rows]
 
     # acks
-    def get_ack(self, correlation_id: str) -> dict[str, Any] | None:
+    def get_ack(self, correlation_id: str) -> Ack | None:
         found = self.get_ack_and_fingerprint(correlation_id)
         return None if found is None else found[0]
 
-    def get_ack_and_fingerprint(self, correlation_id: str) -> tuple[dict[str, Any], str | None] | None:
+    def get_ack_and_fingerprint(self, correlation_id: str) -> tuple[Ack, str | None] | None:
         row = self._conn.execute("SELECT ack, fingerprint FROM acks WHERE correlation_id=?", (correlation_id,)).fetchone()
-        return None if row is None else (_load(row[0]), row[1])
+        return None if row is None else (cast(Ack, _load(row[0])), row[1])  # an ack put_ack stored
 
-    def put_ack(self, correlation_id: str, ack: dict[str, Any], keep: int, fingerprint: str | None = None) -> None:
+    def put_ack(self, correlation_id: str, ack: Mapping[str, Any], keep: int, fingerprint: str | None = None) -> None:
         with self._conn:
             self._conn.execute("INSERT OR IGNORE INTO acks (correlation_id, ack, fingerprint) VALUES (?, ?, ?)",
                                (correlation_id, _dump(ack), fingerprint))
@@ -139,7 +142,7 @@ class VenStore:
         return [(str(c), float(d), e, float(k)) for c, d, e, k in rows]
 
 
-def _dump(doc: dict[str, Any]) -> str:
+def _dump(doc: Mapping[str, Any]) -> str:
     return json.dumps(doc, sort_keys=True, allow_nan=False)
 
 

@@ -6,13 +6,16 @@ place and the engine reads as decisions only. Fields are only ever added to the 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+import json
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, cast
 
-from ven_common.contract import AckStatus, EventState
+from ven_common.contract import Ack, AckStatus, CircuitReading, EventState, Reading
 
 from venagent.core.circuits import CircuitTracker
 from venagent.core.events import EventRecord
+from venagent.core.health import DeviceFault
+from venagent.core.shedding import EPS_KW
 
 KW_DIGITS = 3
 
@@ -30,7 +33,7 @@ def accepted_ack(
     event: EventRecord | None,
     state: EventState | None,
     actual_shed_kw: float | None,
-) -> dict[str, Any]:
+) -> Ack:
     """The seed's ack plus venId, state and the event window."""
     return {
         "op": op,
@@ -50,6 +53,41 @@ def accepted_ack(
 def shortfall_note(available_kw: float, reasons: Sequence[str]) -> str:
     why = ", ".join(reasons) if reasons else "no other circuit can be shed"
     return f"only {available_kw:.1f} kW sheddable: {why}"
+
+
+def settled_event_ack(ack: Ack, event: EventRecord, *, confirmed: float, faults: str,
+                      unconfirmed: Sequence[str], unsheddable: Callable[[], Sequence[str]]) -> Ack:
+    """An accepted event's ack with what is shed as far as the driver confirmed (``confirmed`` kW),
+    and the shortfall and its reason when that is less than requested."""
+    ack = ack.copy()
+    ack["actual_shed_kw"] = kw(confirmed)
+    if event.total_at_start is None:
+        ack["shortfall_kw"] = kw(event.requested_shed_kw)
+        why = f"no fresh reading ({faults})" if faults else "no circuit readings yet"
+        ack["note"] = f"{why}: shedding starts when fresh readings arrive"
+    elif unconfirmed:
+        ack["shortfall_kw"] = kw(max(0.0, event.requested_shed_kw - confirmed))
+        ack["note"] = (f"the driver did not confirm switching off {', '.join(unconfirmed)} ({faults or 'no answer'}); "
+                       "the VEN sends it again when the device answers")
+    elif event.requested_shed_kw - confirmed > EPS_KW:
+        ack["shortfall_kw"] = kw(event.requested_shed_kw - confirmed)
+        ack["note"] = shortfall_note(confirmed, unsheddable())
+    return ack
+
+
+def status_key(active: EventRecord | None, scheduled: Iterable[EventRecord], overrides: Mapping[str, bool],
+               faults: Iterable[DeviceFault], enabled: Mapping[str, bool | None], stale: Iterable[str]) -> str:
+    """What a status listener acts on (not every kW wiggle): the event, the schedule, overrides, device
+    faults, which circuits are on and which readings are stale. A new key means publish the status."""
+    return json.dumps([
+        None if active is None
+        else [active.event_id, active.state.value, active.requested_shed_kw, active.end_ts, active.shed_order],
+        [[e.event_id, e.requested_shed_kw, e.start_ts, e.end_ts] for e in scheduled],
+        sorted(overrides.items()),
+        sorted((f.device, f.kind) for f in faults),
+        sorted(enabled.items()),
+        sorted(stale),
+    ])
 
 
 def circuits_view(tracker: CircuitTracker, overrides: Mapping[str, bool], full: bool,
@@ -84,7 +122,7 @@ def status_view(
     tracker: CircuitTracker,
     overrides: Mapping[str, bool],
     total_kw: float | None,
-    shed_kw: float,
+    shed_kw: float | None,
     baseline_kw: float | None,
     active: EventRecord | None,
     scheduled: Sequence[EventRecord],
@@ -115,18 +153,18 @@ def metering_view(
     active_event_id: str | None,
     stale: Collection[str] = (),
     faults: Sequence[Mapping[str, Any]] = (),
-) -> dict[str, Any]:
+) -> Reading:
     """The seed's reading plus ``quality``: ``good``, or ``stale`` with the power and shed null
     (no fresh reading exists: a backend must not store a last value as if it were measured now)
     and the device faults named."""
-    reading: dict[str, Any] = {
+    reading: Reading = {
         "venId": ven_id,
         "ts": now,
         "power_kw": kw(total_kw),
         "baseline_kw": kw(baseline_kw),
         "shed_kw": kw(shed_kw),
         "active_event": active_event_id,
-        "circuits": circuits_view(tracker, {}, full=False, stale=stale),
+        "circuits": cast(list[CircuitReading], circuits_view(tracker, {}, full=False, stale=stale)),
         "quality": "good" if total_kw is not None and not stale else "stale",
     }
     if faults:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import KeysView
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from pydantic import Field
-
-from ven_common.load_model import circuit_kw
 from volttron.driver.base.config import PointConfig, RemoteConfig
 from volttron.driver.base.interfaces import BaseInterface, BaseRegister, BasicRevert
+
+from ven_common.load_model import circuit_kw
 
 _log = logging.getLogger(__name__)
 
@@ -58,14 +58,14 @@ class SimBuildingPointConfig(PointConfig):
 class EnableRegister(BaseRegister):
     def __init__(self, point_name: str, units: str, initial: bool, read_only: bool) -> None:
         super().__init__("bit", read_only, point_name, units, description="circuit enable")
-        self.python_type = bool
+        self.python_type = bool  # type: ignore[assignment]  # the base infers type[int] from its default
         self.value = initial
 
 
 class PowerRegister(BaseRegister):
-    def __init__(self, point_name: str, rated_kw: float, building: "SimBuilding") -> None:
+    def __init__(self, point_name: str, rated_kw: float, building: SimBuilding) -> None:
         super().__init__("byte", True, point_name, "kW", description="circuit power")
-        self.python_type = float
+        self.python_type = float  # type: ignore[assignment]  # the base infers type[int] from its default
         self.rated_kw = rated_kw
         self.enable: EnableRegister | None = None
         self._building = building
@@ -78,9 +78,9 @@ class PowerRegister(BaseRegister):
 
 
 class MeterRegister(BaseRegister):
-    def __init__(self, point_name: str, building: "SimBuilding") -> None:
+    def __init__(self, point_name: str, building: SimBuilding) -> None:
         super().__init__("byte", True, point_name, "kW", description="whole-building meter")
-        self.python_type = float
+        self.python_type = float  # type: ignore[assignment]  # the base infers type[int] from its default
         self._building = building
 
     @property
@@ -88,13 +88,14 @@ class MeterRegister(BaseRegister):
         return round(sum(r.value for r in self._building.power_registers), 4)
 
 
-class SimBuilding(BasicRevert, BaseInterface):
+# The driver's two bases disagree on set_point/revert_*; every driver interface is built this way.
+class SimBuilding(BasicRevert, BaseInterface):  # type: ignore[misc]
     REGISTER_CONFIG_CLASS = SimBuildingPointConfig
     INTERFACE_CONFIG_CLASS = SimBuildingRemoteConfig
-    default_config: dict = {}
 
     def __init__(self, config: SimBuildingRemoteConfig, *args: Any, **kwargs: Any) -> None:
         BasicRevert.__init__(self, **kwargs)
+        self.default_config = {}  # BaseInterface.__init__ merges the device config into it
         BaseInterface.__init__(self, config, *args, **kwargs)
         self.power_registers: list[PowerRegister] = []
         self._enables: dict[str, EnableRegister] = {}
@@ -102,10 +103,12 @@ class SimBuilding(BasicRevert, BaseInterface):
 
     # The load model is shared with the Modbus panel device (ven_common.load_model).
     def draw(self, point_name: str, rated_kw: float) -> float:
-        return circuit_kw(point_name, rated_kw, time.time(), profile=self.config.profile,
-                          noise_pct=self.config.noise_pct, seed=self.config.seed)
+        config = cast(SimBuildingRemoteConfig, self.config)  # built from INTERFACE_CONFIG_CLASS
+        return circuit_kw(point_name, rated_kw, time.time(), profile=config.profile,
+                          noise_pct=config.noise_pct, seed=config.seed)
 
-    def create_register(self, register_definition: SimBuildingPointConfig) -> BaseRegister:
+    def create_register(self, point: PointConfig) -> BaseRegister:
+        register_definition = cast(SimBuildingPointConfig, point)  # parsed with REGISTER_CONFIG_CLASS
         role = register_definition.role.strip().lower()
         name = register_definition.volttron_point_name
         if role not in ROLES:
@@ -113,20 +116,22 @@ class SimBuilding(BasicRevert, BaseInterface):
         if role == "enable":
             if not register_definition.circuit:
                 raise ValueError(f"point {name}: an enable point needs a Circuit")
-            register = EnableRegister(name, register_definition.units or "On/Off",
-                                      parse_bool(register_definition.starting_value),
-                                      read_only=register_definition.writable is not True)
-            self._enables[register_definition.circuit] = register
-            self.set_default(name, register.value)
+            enable = EnableRegister(name, register_definition.units or "On/Off",
+                                    parse_bool(register_definition.starting_value),
+                                    read_only=register_definition.writable is not True)
+            self._enables[register_definition.circuit] = enable
+            self.set_default(name, enable.value)
+            register: BaseRegister = enable
         elif role == "power":
             if not register_definition.circuit:
                 raise ValueError(f"point {name}: a power point needs a Circuit")
             rated = float(register_definition.rated_kw)
             if not math.isfinite(rated) or rated < 0:
                 raise ValueError(f"point {name}: Rated kW must be a finite number >= 0, got {rated}")
-            register = PowerRegister(name, rated, self)
-            self._powers[register_definition.circuit] = register
-            self.power_registers.append(register)
+            power = PowerRegister(name, rated, self)
+            self._powers[register_definition.circuit] = power
+            self.power_registers.append(power)
+            register = power
         else:
             register = MeterRegister(name, self)
         self._link()
@@ -137,9 +142,10 @@ class SimBuilding(BasicRevert, BaseInterface):
             power.enable = self._enables.get(circuit)
 
     def get_point(self, topic: str, **kwargs: Any) -> Any:
-        return self.get_register_by_name(topic).value
+        register: Any = self.get_register_by_name(topic)  # one of the three above: each has a value
+        return register.value
 
-    def _get_multiple_points(self, topics: KeysView[str], **kwargs: Any) -> tuple[dict, dict]:
+    def _get_multiple_points(self, topics: Iterable[str], **kwargs: Any) -> tuple[dict, dict]:
         return BaseInterface.get_multiple_points(self, topics, **kwargs)
 
     def _set_point(self, topic: str, value: Any) -> Any:

@@ -1,0 +1,88 @@
+"""The VenAgent's two conversations with ``platform.driver``: switching circuits and asking when
+each point was last read. Both go through one ``call(method, *args, **kwargs)`` that returns an
+async result (``vip.rpc.call``), so a test hands in a fake driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import gevent
+
+from ven_common.contract import DRIVER_IDENTITY
+
+from venagent.core import VenConfig
+
+_log = logging.getLogger(__name__)
+
+READ_TIME_TIMEOUT_SEC = 1.0
+
+# call(method, *args, **kwargs) -> an AsyncResult of the driver's answer (vip.rpc.call bound to the driver)
+DriverCall = Callable[..., Any]
+
+
+def read_times(call: DriverCall, device: str) -> dict[str, float]:
+    """When the driver last read each point of ``device`` from the device (its ``last()``, a
+    cache lookup of a few ms): an ``/all`` publish repeats cached values for a few polls after
+    the device stopped answering, and those must not pass for fresh readings."""
+    try:
+        answer = call("last", topic=f"devices/{device}", value=False, updated=True).get(timeout=READ_TIME_TIMEOUT_SEC)
+    except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - then nothing in this publish counts as fresh
+        _log.warning("cannot ask the driver when %s was read (%s): its values count as stale", device,
+                     exc or type(exc).__name__)
+        return {}
+    out: dict[str, float] = {}
+    for topic, stamp in (answer.items() if isinstance(answer, Mapping) else ()):
+        if isinstance(stamp, str):
+            try:
+                out[str(topic).rsplit("/", 1)[-1]] = datetime.fromisoformat(stamp).timestamp()
+            except ValueError:
+                continue
+    return out
+
+
+def write_circuits(call: DriverCall, config: VenConfig, writes: Mapping[str, bool]) -> tuple[list[str], dict[str, str]]:
+    """One driver ``set`` per device and value (usually one per device), devices in parallel,
+    each bounded by ``driver_timeout_sec``. Returns the circuits written and, for those the
+    driver refused or did not confirm in time, the error: their outcome is unknown.
+
+    Not ``set_multiple_points``: platform-driver 2.0.0rc9 sends its points to every device's
+    interface ("all topics are sent to all remotes"), so with two devices one of them reports
+    errors for the other's points. ``set`` routes each point to its own device."""
+    groups: dict[tuple[str, bool], list[str]] = defaultdict(list)
+    by_topic: dict[str, str] = {}
+    for name, enabled in writes.items():
+        circuit = config.circuit(name)
+        if circuit is not None:
+            topic = f"devices/{circuit.device}/{circuit.enable_point}"
+            groups[(circuit.device, bool(enabled))].append(topic)
+            by_topic[topic] = name
+    calls = {key: call("set", key[1], topic=topics) for key, topics in groups.items()}
+    deadline = time.monotonic() + config.driver_timeout_sec
+    failed: dict[str, str] = {}
+    for key, result in calls.items():
+        topics = groups[key]
+        try:
+            answer = result.get(timeout=max(0.0, deadline - time.monotonic()))
+        except gevent.Timeout:
+            error = f"no answer from {DRIVER_IDENTITY} within {config.driver_timeout_sec:g} s"
+            failed.update({by_topic[t]: error for t in topics})
+            continue
+        except Exception as exc:  # noqa: BLE001 - any driver error leaves the outcome unknown
+            error = f"{type(exc).__name__}: {exc}"[:200]
+            failed.update({by_topic[t]: error for t in topics})
+            continue
+        # (results, errors); the Modbus interface reports a device that is down as errors per topic.
+        errors = answer[1] if isinstance(answer, (list, tuple)) and len(answer) == 2 else {}
+        for topic, error in (errors.items() if isinstance(errors, Mapping) else ()):
+            named = by_topic.get(str(topic))
+            for hit in ([named] if named is not None else [by_topic[t] for t in topics]):
+                failed[hit] = f"refused: {error}"[:200]
+    if failed:
+        _log.error("driver writes not confirmed: %s", failed)
+    return list(by_topic.values()), failed

@@ -1,0 +1,50 @@
+"""The typed payload shapes of the contract name the wire's fields and do not change its JSON."""
+
+from __future__ import annotations
+
+import json
+
+from core_support import T0, Building, building_config, drive, event_cmd, make_engine
+
+from ven_common.contract import (
+    Ack,
+    BusTopics,
+    Reading,
+    RejectReason,
+    ack_from_dict,
+    reading_from_dict,
+    reject_ack,
+    seed_reading_problem,
+)
+
+SEED_ACK = {"op", "status", "event_id", "requested_shed_kw", "actual_shed_kw", "ts", "correlationId"}
+SEED_READING = {"venId", "ts", "power_kw", "baseline_kw", "shed_kw", "active_event", "circuits"}
+
+
+def test_reject_ack_is_the_seed_shape_plus_reason() -> None:
+    ack = reject_ack(op="event", correlation_id="c", reason_code=RejectReason.WRONG_TYPE, reason="r", ts=1,
+                     ven_id="v")
+    assert set(ack) == SEED_ACK | {"venId", "reason", "reason_code"}
+    assert json.loads(json.dumps(ack)) == ack and type(ack) is dict
+    assert ack_from_dict(json.loads(json.dumps(ack))) == ack
+
+
+def test_every_ack_and_reading_field_is_named_in_the_typed_shapes() -> None:
+    cfg = building_config()
+    engine = make_engine(cfg)
+    building = Building(cfg)
+    drive(engine, building, T0, T0 + 30)
+    ack, fx = engine.on_command(T0 + 31, event_cmd("evt-shape", 2.0, 300))
+    building.apply(fx.writes)
+    assert set(ack) <= set(Ack.__annotations__) and set(ack) >= SEED_ACK
+    readings = engine.on_readings(T0 + 33, building.samples()).of_topic(BusTopics.METERING)
+    assert readings and set(readings[-1]) <= set(Reading.__annotations__) and set(readings[-1]) >= SEED_READING
+    assert reading_from_dict(readings[-1]) is readings[-1] and seed_reading_problem(readings[-1]) is None
+
+
+def test_from_dict_refuses_what_is_not_the_shape() -> None:
+    assert ack_from_dict({"status": "accepted"}) is None
+    assert ack_from_dict([1]) is None
+    almost = dict.fromkeys(SEED_ACK | {"venId"}, None) | {"status": "maybe", "venId": "v"}
+    assert ack_from_dict(almost) is None
+    assert reading_from_dict({"venId": "v", "readings": []}) is None
