@@ -255,7 +255,25 @@ class VenAgent(Agent):
             assert self._engine is not None
             outcome = self._engine.on_write_outcome(time.time(), written, failed)
             effects = Effects(effects.writes, effects.messages + outcome.messages)
+            self._read_back_later(effects.writes, written, failed)
         self._publish_messages(effects, reason, source)
+
+    def _read_back_later(self, writes: Mapping[str, bool], written: list[str], failed: Mapping[str, str]) -> None:
+        """Read the switched circuits' power right away, so the change shows in the next metering
+        slot instead of one driver poll later (see driver_io.read_back)."""
+        confirmed = {name: writes[name] for name in written if name not in failed and name in writes}
+        if confirmed:
+            gevent.spawn(self._read_back, confirmed)
+
+    def _read_back(self, switched: Mapping[str, bool]) -> None:
+        if self._engine is None or self._config is None:
+            return
+        try:
+            samples, meter_kw, meter_ts = driver_io.read_back(self._driver_call, self._config, switched)
+            if samples or meter_kw is not None:
+                self._apply(self._engine.on_readings(time.time(), samples, meter_kw, meter_ts), reason="read-back")
+        except (Exception, gevent.Timeout):  # noqa: BLE001 - the next driver publish shows the change instead
+            _log.exception("read-back after a switch failed")
 
     def _publish_messages(self, effects: Effects, reason: str, source: str | None) -> None:
         for topic, message in effects.messages:
@@ -306,6 +324,7 @@ class VenAgent(Agent):
             written, failed = self._write(pending.effects.writes) if pending.effects.writes else ([], {})
             t2 = time.perf_counter()
             ack, done = self._engine.complete_command(time.time(), pending, written=written, failed=failed)
+        self._read_back_later(pending.effects.writes, written, failed)
         self._publish_later(Effects(pending.effects.writes, pending.effects.messages + done.messages), "command", source)
         _log.debug("command %s %s: core %.1f ms, write %.1f ms", ack.get("op"), ack.get("correlationId"),
                    (t1 - t0) * 1e3, (t2 - t1) * 1e3)

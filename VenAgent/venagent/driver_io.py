@@ -1,6 +1,6 @@
-"""The VenAgent's two conversations with ``platform.driver``: switching circuits and asking when
-each point was last read. Both go through one ``call(method, *args, **kwargs)`` that returns an
-async result (``vip.rpc.call``), so a test hands in a fake driver.
+"""The VenAgent's conversations with ``platform.driver``: switching circuits, reading back what a
+switch did, and asking when each point was last read. All go through one ``call(method, *args,
+**kwargs)`` that returns an async result (``vip.rpc.call``), so a test hands in a fake driver.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import gevent
 
 from ven_common.contract import DRIVER_IDENTITY
 
-from venagent.core import VenConfig
+from venagent.core import CircuitSample, VenConfig
 
 _log = logging.getLogger(__name__)
 
@@ -86,3 +86,44 @@ def write_circuits(call: DriverCall, config: VenConfig, writes: Mapping[str, boo
     if failed:
         _log.error("driver writes not confirmed: %s", failed)
     return list(by_topic.values()), failed
+
+
+def read_back(call: DriverCall, config: VenConfig, switched: Mapping[str, bool]
+              ) -> tuple[dict[str, CircuitSample], float | None, float | None]:
+    """Read the power of the circuits just switched (and the meter) from the devices, right after
+    the driver confirmed the switch: the driver's next ``/all`` publish carries its previous poll,
+    so without this a shed shows on ``volttron/metering`` 1-2 s late. One driver ``get`` of the
+    power points only (one Modbus request: the input registers); the relays' state is the one the
+    driver just confirmed. Stamped with the time the read was asked for (the device answered
+    after it). Returns (samples, meter kW, meter read time); empty when the driver did not answer.
+    """
+    topics: dict[str, tuple[str, str]] = {}   # topic -> (circuit name | "", point)
+    for name in switched:
+        circuit = config.circuit(name)
+        if circuit is not None:
+            topics[f"devices/{circuit.device}/{circuit.power_point}"] = (name, circuit.power_point)
+    if config.meter is not None:
+        topics[f"devices/{config.meter.device}/{config.meter.point}"] = ("", config.meter.point)
+    if not topics:
+        return {}, None, None
+    asked = time.time()
+    try:
+        answer = call("get", topic=list(topics)).get(timeout=config.driver_timeout_sec)
+    except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - the next driver publish tells instead
+        _log.info("read-back after a switch failed (%s): the next driver publish shows it", exc or type(exc).__name__)
+        return {}, None, None
+    values = answer[0] if isinstance(answer, (list, tuple)) and answer and isinstance(answer[0], Mapping) else {}
+    samples: dict[str, CircuitSample] = {}
+    meter_kw = None
+    for topic, value in values.items():
+        key = str(topic) if str(topic).startswith("devices/") else f"devices/{topic}"
+        hit = topics.get(key)
+        kw = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if hit is None or kw is None:
+            continue
+        name, _ = hit
+        if name:
+            samples[name] = CircuitSample(enabled=bool(switched[name]), kw=kw, read_ts=asked)
+        else:
+            meter_kw = kw
+    return samples, meter_kw, (asked if meter_kw is not None else None)

@@ -121,3 +121,24 @@ def test_values_the_driver_republishes_from_its_cache_are_not_fresh_and_drive_no
         writes.update(engine.tick(now + t + 0.5).writes)
     assert writes == {}, "nothing decided on values read before the shed"
     assert engine.status(now + 11)["quality"] == "stale"
+
+
+def test_a_publish_of_the_drivers_previous_poll_after_a_read_back_does_not_undo_it() -> None:
+    """The VEN reads a switched circuit back at once; the driver's next publish, of its previous
+    poll (read before the switch), is older news and neither shows nor drives anything."""
+    from venagent.core import CircuitSample
+
+    engine, building = _idle()
+    now = T0 + 10.2
+    ack, fx = engine.on_command(now, event_cmd("rb", 2.0, 600))
+    assert dict(fx.writes) == {"Heater": False}
+    before_switch = building.samples()   # what the driver polled before the switch
+    building.apply(fx.writes)
+    read_back = {"Heater": CircuitSample(enabled=False, kw=0.0, read_ts=now + 0.3)}
+    fx = engine.on_readings(now + 0.5, read_back)
+    assert engine.status(now + 0.5)["shed_kw"] > 0
+    old = {n: CircuitSample(s.enabled, s.kw, read_ts=now - 0.5) for n, s in before_switch.items()}
+    fx = engine.on_readings(now + 0.8, old)
+    heater = next(c for c in engine.status(now + 0.8)["circuits"] if c["name"] == "Heater")
+    assert heater["enabled"] is False and heater["current_kw"] == 0.0, heater
+    assert not fx.writes   # the old "Heater on" is not taken for an override to enforce

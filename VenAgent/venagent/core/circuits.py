@@ -88,6 +88,10 @@ class CircuitTracker:
             state = self.states.get(name)
             if state is None or not isinstance(sample, CircuitSample):
                 continue
+            if sample.read_ts is not None and state.seen_ts is not None and sample.read_ts < state.seen_ts:
+                # Read before what we already know (a driver publish of its previous poll arriving
+                # after the VEN's own read-back of a write): older news, not a change.
+                continue
             if isinstance(sample.enabled, bool):
                 self._observe_switch(now, state, sample.enabled)
             kw = _finite(sample.kw)
@@ -97,6 +101,8 @@ class CircuitTracker:
                 read = now if sample.read_ts is None else min(now, sample.read_ts)
                 state.seen_ts = read if state.seen_ts is None else max(state.seen_ts, read)
         meter = _finite(meter_kw)
+        if (meter_read_ts is not None and self.meter_ts is not None and meter_read_ts < self.meter_ts):
+            meter = None   # older than the meter reading we hold (see above)
         if self.has_meter and meter is not None:
             self.meter_kw = meter
             read = now if meter_read_ts is None else min(now, meter_read_ts)
