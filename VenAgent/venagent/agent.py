@@ -37,6 +37,7 @@ from ven_common.contract import (
 )
 
 from venagent import driver_io, proxy_reaper
+from venagent.bus_publish import CachedAuthPublisher
 from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
 from venagent.core.config import apply_desired_settings
 from venagent.journal import Journal
@@ -105,6 +106,7 @@ class VenAgent(Agent):
         self._journal = Journal()
         self._outgoing: gevent.queue.Queue[tuple[Effects, str, str | None]] = gevent.queue.Queue()
         self._publisher: gevent.Greenlet | None = None
+        self._bus: CachedAuthPublisher | None = None   # made at the first publish (needs the identity)
         # One command at a time: a command's ack is settled with its own writes' outcome.
         self._command_lock = gevent.lock.BoundedSemaphore()
         self.vip.config.set_default("config", self._defaults)
@@ -301,7 +303,9 @@ class VenAgent(Agent):
     def _publish(self, topic: str, message: Any, source: str) -> None:
         vseq = self._journal.append(topic, message)
         headers = {"source": source, "vepoch": self._journal.epoch, "vseq": vseq}
-        self.vip.pubsub.publish("pubsub", topic, headers=headers, message=message)
+        if self._bus is None:
+            self._bus = CachedAuthPublisher(self.vip.pubsub, self.vip.rpc, self.core.identity)
+        self._bus.publish(topic, headers, message)
 
     def _write(self, writes: Mapping[str, bool]) -> tuple[list[str], dict[str, str]]:
         assert self._config is not None

@@ -130,7 +130,7 @@ def test_a_publish_of_the_drivers_previous_poll_after_a_read_back_does_not_undo_
 
     engine, building = _idle()
     now = T0 + 10.2
-    ack, fx = engine.on_command(now, event_cmd("rb", 2.0, 600))
+    _, fx = engine.on_command(now, event_cmd("rb", 2.0, 600))
     assert dict(fx.writes) == {"Heater": False}
     before_switch = building.samples()   # what the driver polled before the switch
     building.apply(fx.writes)
