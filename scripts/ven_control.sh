@@ -231,9 +231,9 @@ start_platform() {
         if [ -n "$launched" ] && ! proc_alive "$launched"; then
             # Died while starting: its own last words (this launch's only), not a 180 s wait.
             local why
-            why="$(tail -c +"$((out_before + 1))" "$VEN_ROOT/log/volttron.out" 2>/dev/null | grep -v -i -E 'warn|^\s*$' | tail -n 1 | cut -c1-300)"
+            why="$(tail -c +"$((out_before + 1))" "$VEN_ROOT/log/volttron.out" 2>/dev/null | grep -v -i -E 'warn|^\s*$' | tail -n 1 | cut -c1-300 || true)"
             if [ -z "$why" ]; then
-                why="$(tail -c +"$((log_before + 1))" "$VEN_LOG" 2>/dev/null | grep -E 'Error|Exception|refus' | tail -n 1 | cut -c1-300)"
+                why="$(tail -c +"$((log_before + 1))" "$VEN_LOG" 2>/dev/null | grep -E 'ERROR|Error|Exception|refus' | tail -n 1 | cut -c1-300 || true)"
             fi
             die "the platform exited while starting: ${why:-no error logged} (see $VEN_ROOT/log/volttron.out)"
         fi

@@ -281,7 +281,21 @@ class BridgeRuntime:
         _log.info("cloud link up (session_present=%s)", session_present)
         self.drainer.on_reconnected()
         self._shared.wake.set()
+        if self._shared.shadow.latest_status is None:
+            gevent.spawn(self._seed_status)
         self.push_shadow()
+
+    def _seed_status(self) -> None:
+        """No ``ven/status`` seen yet: the VEN published its last one before this bridge subscribed
+        (it starts first), and publishes again only on a change. Ask it, so the shadow shows the
+        building now rather than after the VEN's next status."""
+        try:
+            status = self._ven.call("get_status", timeout=self.cfg.rpc_timeout_sec)
+        except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - the next ven/status fills it instead
+            _log.info("could not ask the VEN for its status (%s): the shadow waits for its next one", exc)
+            return
+        if self._shared.shadow.latest_status is None:
+            self._on_status(status)
 
     def on_disconnected(self, reason: str) -> None:
         _log.warning("cloud link down: %s", reason)

@@ -248,10 +248,10 @@ def test_the_guide_as_printed(index: int, controlled: System) -> None:
         reading = "telemetry" in flat
         lines = _follow(text, controlled, lambda ls: sum(("volttron_thing power" in ln) if reading else bool(ln)
                                                          for ln in ls) >= 2)
-        assert "Traceback" not in "\n".join(lines)
         if reading:
+            assert "Traceback" not in "\n".join(lines)
             assert sum("volttron_thing power" in ln for ln in lines) >= 2, lines
-        else:
+        else:   # the platform's log as it is (it may hold an agent's traceback: that is its content)
             assert len([ln for ln in lines if ln.strip()]) >= 2, lines
     elif flat.startswith("curl ") and "/api/vens/" in flat:
         result = _run(text, controlled)

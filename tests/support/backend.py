@@ -39,6 +39,7 @@ class Backend:
         self._cond = threading.Condition()
         self.messages: list[Received] = []
         self.connected = threading.Event()
+        self.connects: list[float] = []   # wall time of each CONNACK (a persistent session's backlog lands then)
         self.subscribed = threading.Event()
         self._sub_mid: int | None = None
         self.client_id = client_id or f"backend-{uuid.uuid4().hex[:8]}"
@@ -63,6 +64,7 @@ class Backend:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
         if not rc.is_failure:
+            self.connects.append(time.time())
             _, self._sub_mid = client.subscribe([("#", 1), ("$aws/#", 1)])
             self.connected.set()
 
