@@ -224,28 +224,30 @@ class VenAgent(Agent):
         values = message[0] if isinstance(message, list) and message else message
         if not isinstance(values, dict):
             return
-        read = self._read_times(device)
+        # The publish is the clock; what the driver last read (value and time together) is the data.
+        read = driver_io.read_points(self._driver_call, device)
+
+        def point(name: str) -> tuple[Any, float]:
+            return read[name] if name in read else (values.get(name), 0.0)   # not in last(): stale
+
         samples: dict[str, CircuitSample] = {}
         for name in names or ():
             circuit = self._config.circuit(name)
             assert circuit is not None
-            enabled = values.get(circuit.enable_point)
-            times = [read.get(circuit.enable_point), read.get(circuit.power_point)]
+            (enabled, on_ts), (power, kw_ts) = point(circuit.enable_point), point(circuit.power_point)
             samples[name] = CircuitSample(
                 enabled=bool(enabled) if isinstance(enabled, (bool, int, float)) else None,
-                kw=_number(values.get(circuit.power_point)),
-                read_ts=min(t if t is not None else 0.0 for t in times),
+                kw=_number(power),
+                read_ts=min(on_ts, kw_ts),
             )
         meter_kw = meter_ts = None
         if meter is not None and meter.device == device:
-            meter_kw, meter_ts = _number(values.get(meter.point)), read.get(meter.point, 0.0)
+            meter_value, meter_ts = point(meter.point)
+            meter_kw = _number(meter_value)
         try:
             self._apply(self._engine.on_readings(time.time(), samples, meter_kw, meter_ts), reason="readings")
         except (Exception, gevent.Timeout):  # noqa: BLE001
             _log.exception("handling readings from %s failed", topic)
-
-    def _read_times(self, device: str) -> dict[str, float]:
-        return driver_io.read_times(self._driver_call, device)
 
     def _driver_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return self.vip.rpc.call(DRIVER_IDENTITY, method, *args, **kwargs)

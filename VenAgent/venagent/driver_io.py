@@ -26,23 +26,26 @@ READ_TIME_TIMEOUT_SEC = 1.0
 DriverCall = Callable[..., Any]
 
 
-def read_times(call: DriverCall, device: str) -> dict[str, float]:
-    """When the driver last read each point of ``device`` from the device (its ``last()``, a
-    cache lookup of a few ms): an ``/all`` publish repeats cached values for a few polls after
-    the device stopped answering, and those must not pass for fresh readings."""
+def read_points(call: DriverCall, device: str) -> dict[str, tuple[Any, float]]:
+    """Each point of ``device`` as the driver last read it: (value, when), from its ``last()``, a
+    cache lookup of a few ms. Taken instead of the ``/all`` publish's values, which are the poll
+    before (the publish goes out before that tick's poll lands) and, for a few polls after a
+    device stopped answering, cached repeats: value and time come from one place, so they agree.
+    Empty when the driver does not answer (then nothing of this publish counts as fresh)."""
     try:
-        answer = call("last", topic=f"devices/{device}", value=False, updated=True).get(timeout=READ_TIME_TIMEOUT_SEC)
+        answer = call("last", topic=f"devices/{device}", value=True, updated=True).get(timeout=READ_TIME_TIMEOUT_SEC)
     except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - then nothing in this publish counts as fresh
-        _log.warning("cannot ask the driver when %s was read (%s): its values count as stale", device,
+        _log.warning("cannot ask the driver what it last read from %s (%s): its values count as stale", device,
                      exc or type(exc).__name__)
         return {}
-    out: dict[str, float] = {}
-    for topic, stamp in (answer.items() if isinstance(answer, Mapping) else ()):
-        if isinstance(stamp, str):
-            try:
-                out[str(topic).rsplit("/", 1)[-1]] = datetime.fromisoformat(stamp).timestamp()
-            except ValueError:
-                continue
+    out: dict[str, tuple[Any, float]] = {}
+    for topic, entry in (answer.items() if isinstance(answer, Mapping) else ()):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("updated"), str):
+            continue
+        try:
+            out[str(topic).rsplit("/", 1)[-1]] = (entry.get("value"), datetime.fromisoformat(entry["updated"]).timestamp())
+        except ValueError:
+            continue
     return out
 
 

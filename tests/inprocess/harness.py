@@ -83,7 +83,12 @@ class FakeDriver:
             return [{}, errors]
         if method == "last":
             now = dt.datetime.now(dt.UTC).isoformat()
+            if kwargs.get("value", True):
+                return {f"devices/{DEVICE}/{p}": {"value": v, "updated": now} for p, v in self.points.items()}
             return {f"devices/{DEVICE}/{p}": now for p in self.points}
+        if method == "get":   # the VEN's read-back after a switch
+            topics = kwargs["topic"]
+            return [{t: self.points[t.rsplit("/", 1)[-1]] for t in topics if t.rsplit("/", 1)[-1] in self.points}, {}]
         raise AssertionError(f"unexpected driver call {method}")
 
     def publish_all(self, server: TestServer) -> None:

@@ -51,10 +51,30 @@ def test_refusals_and_silence_leave_the_outcome_unknown() -> None:
     assert failed["Heater"].startswith("no answer from platform.driver within")
 
 
-def test_read_times_parse_the_drivers_last_and_fail_as_stale() -> None:
+def test_read_points_take_value_and_time_from_the_drivers_last_and_fail_as_stale() -> None:
     def call(method: str, *args: Any, **kwargs: Any) -> Answer:
-        assert method == "last" and kwargs["topic"] == "devices/campus/building/sim"
-        return Answer({"devices/campus/building/sim/HVAC_kw": "2026-01-01T00:00:00+00:00", "x/bad": "not a time"})
+        assert method == "last" and kwargs == {"topic": "devices/campus/building/sim", "value": True, "updated": True}
+        return Answer({"devices/campus/building/sim/HVAC_kw": {"value": 5.5, "updated": "2026-01-01T00:00:00+00:00"},
+                       "x/never": {"value": None, "updated": None}, "x/bad": {"value": 1, "updated": "not a time"}})
 
-    assert driver_io.read_times(call, "campus/building/sim") == {"HVAC_kw": 1767225600.0}
-    assert driver_io.read_times(lambda *a, **k: Answer(error=RuntimeError("driver gone")), "d") == {}
+    assert driver_io.read_points(call, "campus/building/sim") == {"HVAC_kw": (5.5, 1767225600.0)}
+    assert driver_io.read_points(lambda *a, **k: Answer(error=RuntimeError("driver gone")), "d") == {}
+
+
+def test_read_back_asks_the_power_points_and_the_meter_and_stamps_the_asking_time() -> None:
+    asked: list[Any] = []
+
+    def call(method: str, *args: Any, **kwargs: Any) -> Answer:
+        asked.append((method, sorted(kwargs["topic"])))
+        return Answer([{"devices/campus/building/sim/Heater_kw": 0.0, "devices/campus/building/sim/Building_kw": 7.5},
+                       {}])
+
+    cfg = building_config()
+    samples, _meter_kw, meter_ts = driver_io.read_back(call, cfg, {"Heater": False})
+    assert asked == [("get", sorted(["devices/campus/building/sim/Heater_kw",
+                                     f"devices/{cfg.meter.device}/{cfg.meter.point}"] if cfg.meter else
+                                    ["devices/campus/building/sim/Heater_kw"]))]
+    assert samples["Heater"].enabled is False and samples["Heater"].kw == 0.0 and samples["Heater"].read_ts
+    if cfg.meter is not None:
+        assert meter_ts is not None
+    assert driver_io.read_back(lambda *a, **k: Answer(error=RuntimeError("x")), cfg, {"Heater": False}) == ({}, None, None)
