@@ -142,3 +142,24 @@ def test_a_publish_of_the_drivers_previous_poll_after_a_read_back_does_not_undo_
     heater = next(c for c in engine.status(now + 0.8)["circuits"] if c["name"] == "Heater")
     assert heater["enabled"] is False and heater["current_kw"] == 0.0, heater
     assert not fx.writes   # the old "Heater on" is not taken for an override to enforce
+
+
+def test_a_poll_read_before_a_confirmed_switch_landing_after_it_is_not_the_device_switching_back() -> None:
+    """The driver stamps a poll when it lands: one that read the relay before the switch the device
+    confirmed can land after it. Within a second that is older news; later it is the device."""
+    from venagent.core import CircuitSample
+
+    engine, building = _idle()
+    now = T0 + 10.2
+    _, fx = engine.on_command(now, event_cmd("land", 2.0, 600))
+    assert dict(fx.writes) == {"Heater": False}
+    before = building.samples()   # Heater still on
+    building.apply(fx.writes)
+    engine.on_readings(now + 0.3, {"Heater": CircuitSample(enabled=False, kw=0.0, read_ts=now + 0.25)})  # read-back
+    late = {n: CircuitSample(s.enabled, s.kw, read_ts=now + 0.4) for n, s in before.items()}
+    fx = engine.on_readings(now + 0.45, late)
+    heater = next(c for c in engine.status(now + 0.45)["circuits"] if c["name"] == "Heater")
+    assert heater["enabled"] is False and heater["current_kw"] == 0.0 and not fx.writes, heater
+    really_on = {n: CircuitSample(s.enabled, s.kw, read_ts=now + 2.0) for n, s in before.items()}
+    fx = engine.on_readings(now + 2.0, really_on)
+    assert dict(fx.writes) == {"Heater": False}   # the device is on again: switched off again

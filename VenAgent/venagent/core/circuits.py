@@ -27,6 +27,11 @@ class CircuitSample:
     cached values for a while after a device stops answering); None = when they arrived."""
 
 
+SWITCH_LANDING_SEC = 1.0
+"""How long after the driver confirmed a switch a poll read before it may still land: one poll's
+scrape through the protocol proxy (~0.2-0.4 s on the Modbus panel), with room."""
+
+
 @dataclass
 class CircuitState:
     enabled: bool | None = None
@@ -42,6 +47,11 @@ class CircuitState:
     # readings show the circuit in the other state.
     write_ts: float | None = None
     write_failed: bool = False
+    # When the driver confirmed the pending switch: a poll that read the device before the switch
+    # lands (and is stamped by the driver) after it; within SWITCH_LANDING_SEC such a reading of
+    # the old state is older news, not the device switching back.
+    confirmed_ts: float | None = None
+    confirmed_enabled: bool | None = None
     # The last time a reading carried both the circuit's switch state and its power.
     seen_ts: float | None = None
 
@@ -92,6 +102,10 @@ class CircuitTracker:
                 # Read before what we already know (a driver publish of its previous poll arriving
                 # after the VEN's own read-back of a write): older news, not a change.
                 continue
+            if (state.confirmed_ts is not None and sample.enabled is not None
+                    and sample.enabled != state.confirmed_enabled and sample.read_ts is not None
+                    and sample.read_ts < state.confirmed_ts + SWITCH_LANDING_SEC):
+                continue   # a poll of the device from before the switch it confirmed (see CircuitState)
             if isinstance(sample.enabled, bool):
                 self._observe_switch(now, state, sample.enabled)
             kw = _finite(sample.kw)
@@ -132,12 +146,14 @@ class CircuitTracker:
         else:
             state.off_since = now
 
-    def note_write_outcome(self, name: str, confirmed: bool) -> None:
+    def note_write_outcome(self, now: float, name: str, confirmed: bool) -> None:
         """The driver confirmed the circuit's last write, or refused it / did not answer (then its
         outcome is unknown until a reading shows the commanded state or a later write is confirmed)."""
         state = self.states.get(name)
         if state is not None:
             state.write_failed = not confirmed and state.pending is not None
+            if confirmed and state.pending is not None:
+                state.confirmed_ts, state.confirmed_enabled = now, state.pending
 
     # freshness
     def circuit_fresh(self, now: float, name: str) -> bool:

@@ -141,17 +141,17 @@ class VenEngine:
         """The driver's answer to writes the shell performed: ``failed`` maps a circuit to the
         error (refused, or no answer within ``driver_timeout_sec``); the others were confirmed."""
         fx = EffectsBuilder()
-        self._note_outcome(written, failed)
+        self._note_outcome(now, written, failed)
         return self._finish(now, fx)
 
-    def _note_outcome(self, written: Iterable[str], failed: Mapping[str, str]) -> None:
+    def _note_outcome(self, now: float, written: Iterable[str], failed: Mapping[str, str]) -> None:
         ok_devices: set[str] = set()
         errors: dict[str, str] = {}
         for name in written:
             cfg = self._circuits.configs.get(name)
             if cfg is None:
                 continue
-            self._circuits.note_write_outcome(name, confirmed=name not in failed)
+            self._circuits.note_write_outcome(now, name, confirmed=name not in failed)
             if name in failed:
                 errors[cfg.device] = failed[name]
             else:
@@ -253,7 +253,7 @@ class VenEngine:
                          failed: Mapping[str, str]) -> tuple[Ack, Effects]:
         """Settle the ack with the driver's answer to the command's writes, store it, publish it."""
         fx = EffectsBuilder()
-        self._note_outcome(written, failed)
+        self._note_outcome(now, written, failed)
         ack = pending.ack
         if not pending.replayed:
             ack = self._settle_ack(now, ack)
