@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import random
 import threading
 import time
@@ -61,9 +62,11 @@ class Readings:
                 self.cond.wait(left)
 
     def recent_power(self, k: int = 3) -> float:
+        """The building's power before a command: the median of the last k readings (a mean would
+        take in the previous sample's restore, whose first reading may still show the shed)."""
         with self.cond:
             vals = [r["power_kw"] for _, _, r in self.items[-k:] if isinstance(r.get("power_kw"), (int, float))]
-        return sum(vals) / len(vals)
+        return statistics.median(vals)
 
 
 def main() -> int:
@@ -133,7 +136,9 @@ def main() -> int:
     print(f"samples without a visible drop within 10 s: {len(rows) - len(vis)}")
     write_results(NAME, {"machine": m, "params": {"samples": a.samples, "shed_kw": a.shed_kw, "threshold_kw": threshold},
                          "visible": s_vis, "ven_built_reading": s_saw, "reading_forward": s_fwd, "ack": s_ack,
-                         "not_visible": len(rows) - len(vis), "samples": rows})
+                         "not_visible": len(rows) - len(vis), "samples": rows,
+                         "readings": [(round(wall, 3), r.get("power_kw"), r.get("active_event"))
+                                      for _, wall, r in rd.items]})
     return 0
 
 

@@ -269,13 +269,31 @@ class VenAgent(Agent):
         if confirmed:
             gevent.spawn(self._read_back, confirmed)
 
+    def _meter_now(self) -> None:
+        if self._engine is None:
+            return
+        try:
+            self._apply(self._engine.meter(time.time()), reason="read-back")
+        except (Exception, gevent.Timeout):  # noqa: BLE001 - the next driver publish meters instead
+            _log.exception("metering a read-back failed")
+
     def _read_back(self, switched: Mapping[str, bool]) -> None:
         if self._engine is None or self._config is None:
             return
         try:
+            t0 = time.perf_counter()
             samples, meter_kw, meter_ts = driver_io.read_back(self._driver_call, self._config, switched)
             if samples or meter_kw is not None:
-                self._apply(self._engine.on_readings(time.time(), samples, meter_kw, meter_ts), reason="read-back")
+                effects = self._engine.on_readings(time.time(), samples, meter_kw, meter_ts, after_switch=True)
+                metered = any(topic == BusTopics.METERING for topic, _ in effects.messages)
+                _log.debug("read-back of %s: %.0f ms, metered at once: %s", sorted(switched),
+                           (time.perf_counter() - t0) * 1e3, metered)
+                self._apply(effects, reason="read-back")
+                if not metered:
+                    # Its slot is not open yet: meter at the first moment it is, not at the driver's
+                    # next publish (up to a poll later).
+                    due = self._engine.metering_due_at()
+                    gevent.spawn_later(max(0.0, (due or 0.0) - time.time()) + 0.005, self._meter_now)
         except (Exception, gevent.Timeout):  # noqa: BLE001 - the next driver publish shows the change instead
             _log.exception("read-back after a switch failed")
 

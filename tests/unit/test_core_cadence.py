@@ -76,3 +76,15 @@ def test_a_clock_stepped_back_does_not_stop_metering() -> None:
     cadence = MeteringCadence(1.0)
     assert _emitted(cadence, [1000.0, 1001.0, 1002.0]) == [1000.0, 1001.0, 1002.0]
     assert _emitted(cadence, [10.0, 11.0, 12.0]) == [10.0, 11.0, 12.0]
+
+
+def test_a_reading_ready_early_goes_out_at_the_first_open_moment_and_the_slot_is_not_served_twice() -> None:
+    """A read-back 0.15 s after a slot's reading: not before half an interval since the last one,
+    then it takes the next slot (whose driver publish then passes), never two readings per slot."""
+    cadence = MeteringCadence(1.0)
+    assert cadence.earliest() is None and cadence.arrival(10.0)
+    assert not cadence.arrival(10.15)                 # the read-back: too soon
+    assert cadence.earliest() == 10.5
+    assert cadence.arrival(10.5)                      # metered at the first open moment
+    assert not cadence.arrival(11.0)                  # the next publish: its slot was served early
+    assert _emitted(cadence, [12.0, 13.0, 14.0]) == [12.0, 13.0, 14.0]

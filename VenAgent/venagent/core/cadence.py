@@ -35,6 +35,14 @@ class MeteringCadence:
         if self._last_emit is not None:
             self._next_slot = self._last_emit + value
 
+    def earliest(self) -> float | None:
+        """The first moment a reading may be emitted (None: at once): for a reading that is ready
+        before its slot (the VEN's read-back of a switch), instead of waiting for the next arrival."""
+        if self._next_slot is None or self._last_emit is None:
+            return None
+        interval = self._interval_sec
+        return max(self._next_slot - min(EARLY_SEC, 0.5 * interval), self._last_emit + 0.5 * interval)
+
     def arrival(self, now: float) -> bool:
         """A reading arrived at ``now``: True when it is to be emitted as a metering reading."""
         interval = self._interval_sec

@@ -93,7 +93,11 @@ class CircuitTracker:
             self.meter_kw = self.meter_ts = None
 
     def merge(self, now: float, samples: Mapping[str, CircuitSample], meter_kw: float | None,
-              meter_read_ts: float | None = None) -> None:
+              meter_read_ts: float | None = None, after_switch: bool = False) -> None:
+        """``after_switch``: the VEN's own read-back, asked for after the driver confirmed its switches
+        (its stamp is when it was asked: the device was read after that). A driver poll is stamped
+        when it lands, so within SWITCH_LANDING_SEC of a confirmed switch its meter value may be
+        from before the switch (a circuit's relay state tells; the meter's value cannot)."""
         for name, sample in samples.items():
             state = self.states.get(name)
             if state is None or not isinstance(sample, CircuitSample):
@@ -117,6 +121,10 @@ class CircuitTracker:
         meter = _finite(meter_kw)
         if (meter_read_ts is not None and self.meter_ts is not None and meter_read_ts < self.meter_ts):
             meter = None   # older than the meter reading we hold (see above)
+        switched = max((st.confirmed_ts for st in self.states.values() if st.confirmed_ts is not None), default=None)
+        if (not after_switch and meter_read_ts is not None and switched is not None
+                and meter_read_ts < switched + SWITCH_LANDING_SEC):
+            meter = None   # maybe a poll from before the switch (see above)
         if self.has_meter and meter is not None:
             self.meter_kw = meter
             read = now if meter_read_ts is None else min(now, meter_read_ts)

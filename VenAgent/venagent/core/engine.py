@@ -94,9 +94,11 @@ class VenEngine:
 
     # readings and time
     def on_readings(self, now: float, samples: Mapping[str, CircuitSample], meter_kw: float | None = None,
-                    meter_read_ts: float | None = None) -> Effects:
+                    meter_read_ts: float | None = None, after_switch: bool = False) -> Effects:
+        """Readings from a driver publish, or (``after_switch``) the shell's read-back of the circuits it
+        just switched, asked for after the driver confirmed the switch."""
         fx = EffectsBuilder()
-        self._circuits.merge(now, samples, meter_kw, meter_read_ts)
+        self._circuits.merge(now, samples, meter_kw, meter_read_ts, after_switch=after_switch)
         total = self._freshness(now)
         if (total is not None and self._ctl.active() is None and not self._ctl.restores
                 and not self._circuits.settling(now)):
@@ -115,6 +117,18 @@ class VenEngine:
         active = self._ctl.active()
         if active is not None and active.mv is not None and total is not None:
             active.mv.add_sample(now, total)
+        self._maybe_metering(now, fx)
+        return self._finish(now, fx)
+
+    def metering_due_at(self) -> float | None:
+        """When the next metering reading may go out (None: now), for a shell holding news that
+        should not wait for the driver's next publish (a read-back of a switch)."""
+        return self._cadence.earliest()
+
+    def meter(self, now: float) -> Effects:
+        """Emit the metering reading now if its slot allows, from the readings held (no new ones)."""
+        fx = EffectsBuilder()
+        self._freshness(now)
         self._maybe_metering(now, fx)
         return self._finish(now, fx)
 
