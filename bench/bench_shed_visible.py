@@ -61,12 +61,13 @@ class Readings:
                     return None
                 self.cond.wait(left)
 
-    def recent_power(self, k: int = 3) -> float:
-        """The building's power before a command: the median of the last k readings (a mean would
-        take in the previous sample's restore, whose first reading may still show the shed)."""
+    def recent_power(self, since_ns: int = 0, k: int = 3) -> float:
+        """The building's power before a command: the median of the last k readings taken since the
+        previous sample's restore showed (earlier ones may still show its shed)."""
         with self.cond:
-            vals = [r["power_kw"] for _, _, r in self.items[-k:] if isinstance(r.get("power_kw"), (int, float))]
-        return statistics.median(vals)
+            vals = [r["power_kw"] for t, _, r in self.items[-k:]
+                    if t >= since_ns and isinstance(r.get("power_kw"), (int, float))]
+        return statistics.median(vals) if vals else float("nan")
 
 
 def main() -> int:
@@ -86,9 +87,10 @@ def main() -> int:
                              handler=rd.handler).start()
         try:
             wait_until(lambda: len(rd.items) >= 5, 60, 0.5, "5 metering readings")
+            restored_ns = 0
             for i in range(a.samples):
                 time.sleep(rng.uniform(0.0, 1.0))
-                base = rd.recent_power()
+                base = rd.recent_power(restored_ns)
                 cid = f"vis-{i}-{uuid.uuid4().hex[:8]}"
                 cmd = event_command(correlation_id=cid, ven_id=THING, event_id=f"vis-evt-{i}-{uuid.uuid4().hex[:4]}",
                                     shed_kw=a.shed_kw, duration_sec=600)
@@ -115,6 +117,8 @@ def main() -> int:
                                and r.get("active_event") is None, restored_since, 20.0)
                 if back is None:
                     log("  power did not come back within 20 s; continuing")
+                else:
+                    restored_ns = back[0]
                 time.sleep(1.0)
         finally:
             backend.stop()
@@ -134,6 +138,11 @@ def main() -> int:
         stat_row("command -> ack (same commands)", s_ack),
     ]))
     print(f"samples without a visible drop within 10 s: {len(rows) - len(vis)}")
+    walls = [wall for _, wall, _ in rd.items]
+    gaps = [b - a_ for a_, b in zip(walls, walls[1:])]
+    if gaps:   # the cadence promise: one reading per slot, never two within half an interval
+        print(f"metering: {len(walls)} readings, gaps min {min(gaps) * 1000:.0f} ms, max {max(gaps) * 1000:.0f} ms, "
+              f"mean {sum(gaps) / len(gaps) * 1000:.0f} ms")
     write_results(NAME, {"machine": m, "params": {"samples": a.samples, "shed_kw": a.shed_kw, "threshold_kw": threshold},
                          "visible": s_vis, "ven_built_reading": s_saw, "reading_forward": s_fwd, "ack": s_ack,
                          "not_visible": len(rows) - len(vis), "samples": rows,
