@@ -299,6 +299,9 @@ def main() -> int:
     print()
     print_machine(m)
     print(f"gap between samples: {a.gap_ms} ms; full path n={len(ok)} measured, {len(lost)} without an ack")
+    if len(ok) > 1:
+        span_s = (max(r["t0_ns"] + r["ms"] * 1e6 for r in ok) - min(r["t0_ns"] for r in ok)) / 1e9
+        print(f"sustained: {len(ok)} commands acked in {span_s:.1f} s = {len(ok) / span_s:.1f} commands/s")
     print(table(STAT_HEADERS, [
         stat_row("FULL PATH cmd -> ack (all kinds)", full),
         *[stat_row(f"  full path, {k}", s) for k, s in by_kind.items()],
