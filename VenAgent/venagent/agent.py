@@ -26,7 +26,6 @@ from volttron.client.vip.agent.subsystems.web import WebSubSystem
 from volttron.utils.commands import vip_main
 
 from ven_common.contract import (
-    BRIDGE_IDENTITY,
     DEFAULT_THING_NAME,
     DRIVER_IDENTITY,
     Ack,
@@ -38,9 +37,10 @@ from ven_common.contract import (
 
 from venagent import driver_io, proxy_reaper
 from venagent.bus_publish import CachedAuthPublisher
-from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
+from venagent.core import Effects, VenConfig, VenCoreError, VenEngine, VenStore
 from venagent.core.config import apply_desired_settings
 from venagent.journal import Journal
+from venagent.page_host import PageHost
 from venagent.web import VenWeb
 
 _log = logging.getLogger(__name__)
@@ -54,45 +54,6 @@ REAP_SEC = 5.0
 PROTECTED_RPCS = ("handle_command", "send_event", "restore", "set_override", "apply_shadow_config")
 
 
-def _number(value: Any) -> float | None:
-    """A driver value as kW, or None for anything that is not a number."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-class _PageHost:
-    """The web page's view of this agent (:class:`venagent.web.WebHost`)."""
-
-    def __init__(self, agent: VenAgent) -> None:
-        self._agent = agent
-
-    @property
-    def identity(self) -> str:
-        return str(self._agent.core.identity)
-
-    def peers(self) -> list[str]:
-        return list(self._agent.vip.peerlist().get(timeout=10))
-
-    def get_status(self) -> dict[str, Any]:
-        return self._agent.get_status()
-
-    def recent_events(self, limit: int) -> list[dict[str, Any]]:
-        engine = self._agent.engine
-        return engine.recent_events(limit) if engine is not None else []
-
-    def thing(self) -> str | None:
-        config = self._agent.config
-        return None if config is None else config.thing_name
-
-    def send_event(self, shed_kw: float, duration_sec: float, event_id: str | None = None) -> dict[str, Any]:
-        return self._agent.send_event(shed_kw, duration_sec, event_id=event_id)
-
-    def restore(self) -> dict[str, Any]:
-        return self._agent.restore()
-
-    def bridge_status(self) -> Any:
-        return self._agent.vip.rpc.call(BRIDGE_IDENTITY, "get_status").get(timeout=2)
-
-
 class VenAgent(Agent):
     def __init__(self, config_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -102,7 +63,7 @@ class VenAgent(Agent):
         self._devices: dict[str, list[str]] = {}
         # The operator's page (venagent/web.py); off without platform.web. volttron-core rc38's
         # Agent has no vip.web: the agent builds the web subsystem itself (it exports route.callback).
-        self._web = VenWeb(_PageHost(self), WebSubSystem(self, self.core, self.vip.rpc))
+        self._web = VenWeb(PageHost(self), WebSubSystem(self, self.core, self.vip.rpc))
         self._journal = Journal()
         self._outgoing: gevent.queue.Queue[tuple[Effects, str, str | None]] = gevent.queue.Queue()
         self._publisher: gevent.Greenlet | None = None
@@ -226,24 +187,7 @@ class VenAgent(Agent):
             return
         # The publish is the clock; what the driver last read (value and time together) is the data.
         read = driver_io.read_points(self._driver_call, device)
-
-        def point(name: str) -> tuple[Any, float]:
-            return read[name] if name in read else (values.get(name), 0.0)   # not in last(): stale
-
-        samples: dict[str, CircuitSample] = {}
-        for name in names or ():
-            circuit = self._config.circuit(name)
-            assert circuit is not None
-            (enabled, on_ts), (power, kw_ts) = point(circuit.enable_point), point(circuit.power_point)
-            samples[name] = CircuitSample(
-                enabled=bool(enabled) if isinstance(enabled, (bool, int, float)) else None,
-                kw=_number(power),
-                read_ts=min(on_ts, kw_ts),
-            )
-        meter_kw = meter_ts = None
-        if meter is not None and meter.device == device:
-            meter_value, meter_ts = point(meter.point)
-            meter_kw = _number(meter_value)
+        samples, meter_kw, meter_ts = driver_io.samples_of(self._config, device, names or (), read, values)
         try:
             self._apply(self._engine.on_readings(time.time(), samples, meter_kw, meter_ts), reason="readings")
         except (Exception, gevent.Timeout):  # noqa: BLE001

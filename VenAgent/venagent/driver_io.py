@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,33 @@ def read_points(call: DriverCall, device: str) -> dict[str, tuple[Any, float]]:
         except ValueError:
             continue
     return out
+
+
+def _number(value: Any) -> float | None:
+    """A driver value as kW, or None for anything that is not a number."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def samples_of(config: VenConfig, device: str, names: Iterable[str], read: Mapping[str, tuple[Any, float]],
+               published: Mapping[str, Any]) -> tuple[dict[str, CircuitSample], float | None, float | None]:
+    """The circuits (and the meter) of ``device`` from what the driver last read (:func:`read_points`); a
+    point missing there falls back to the publish's value, stamped 0 (stale: it drives nothing)."""
+    def point(name: str) -> tuple[Any, float]:
+        return read[name] if name in read else (published.get(name), 0.0)
+
+    samples: dict[str, CircuitSample] = {}
+    for name in names:
+        circuit = config.circuit(name)
+        if circuit is None:
+            continue
+        (enabled, on_ts), (power, kw_ts) = point(circuit.enable_point), point(circuit.power_point)
+        samples[name] = CircuitSample(enabled=bool(enabled) if isinstance(enabled, (bool, int, float)) else None,
+                                      kw=_number(power), read_ts=min(on_ts, kw_ts))
+    meter_kw = meter_ts = None
+    if config.meter is not None and config.meter.device == device:
+        meter_value, meter_ts = point(config.meter.point)
+        meter_kw = _number(meter_value)
+    return samples, meter_kw, meter_ts
 
 
 def write_circuits(call: DriverCall, config: VenConfig, writes: Mapping[str, bool]) -> tuple[list[str], dict[str, str]]:
@@ -121,7 +148,7 @@ def read_back(call: DriverCall, config: VenConfig, switched: Mapping[str, bool]
     for topic, value in values.items():
         key = str(topic) if str(topic).startswith("devices/") else f"devices/{topic}"
         hit = topics.get(key)
-        kw = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        kw = _number(value)
         if hit is None or kw is None:
             continue
         name, _ = hit
