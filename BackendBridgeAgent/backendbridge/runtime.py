@@ -285,17 +285,26 @@ class BridgeRuntime:
             gevent.spawn(self._seed_status)
         self.push_shadow()
 
-    def _seed_status(self) -> None:
+    def _seed_status(self, tries: int = 15, every_sec: float = 2.0) -> None:
         """No ``ven/status`` seen yet: the VEN published its last one before this bridge subscribed
-        (it starts first), and publishes again only on a change. Ask it, so the shadow shows the
-        building now rather than after the VEN's next status."""
-        try:
-            status = self._ven.call("get_status", timeout=self.cfg.rpc_timeout_sec)
-        except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - the next ven/status fills it instead
-            _log.info("could not ask the VEN for its status (%s): the shadow waits for its next one", exc)
-            return
-        if self._shared.shadow.latest_status is None:
+        (it starts first), and publishes again on a change or every 30 s. Ask it, so the shadow shows
+        the building now; while the VEN has no fresh reading yet (power unknown), ask again a few times."""
+        seeded: Any = None
+        for _ in range(tries):
+            if self._shared.shadow.latest_status is not seeded:
+                return   # a ven/status arrived meanwhile: newer than anything asked for
+            try:
+                status = self._ven.call("get_status", timeout=self.cfg.rpc_timeout_sec)
+            except (Exception, gevent.Timeout) as exc:  # noqa: BLE001 - the next ven/status fills it instead
+                _log.info("could not ask the VEN for its status (%s): the shadow waits for its next one", exc)
+                return
+            if self._shared.shadow.latest_status is not seeded:
+                return
             self._on_status(status)
+            seeded = self._shared.shadow.latest_status
+            if not isinstance(status, dict) or status.get("power_kw") is not None:
+                return
+            gevent.sleep(every_sec)
 
     def on_disconnected(self, reason: str) -> None:
         _log.warning("cloud link down: %s", reason)

@@ -155,6 +155,11 @@ def _check_shadow(command: str, system: System, shedding: bool) -> None:
         _ok(result)
         return json.loads(result.stdout)
 
+    # Right after a start the VEN may not have read the building yet, and right after a switch it has not
+    # read its effect yet (power or shed unknown: null, truthfully); the shadow shows them within seconds.
+    def numeric(d: dict) -> bool:
+        return isinstance(d.get("power_kw"), (int, float)) and isinstance(d.get("shed_kw"), (int, float))
+    wait_until(lambda: numeric(shadow()), 40, 1.0, "the shadow's power_kw and shed_kw")
     doc = shadow()
     assert set(GUIDE_SHADOW) <= set(doc), f"missing {sorted(set(GUIDE_SHADOW) - set(doc))}: {doc}"
     circuit_keys = set(GUIDE_SHADOW["circuits"][0])
