@@ -133,7 +133,7 @@ sync_sources() {
     if [ "$(cd "$VEN_SRC" && pwd -P)" = "$(cd "$VEN_REPO" && pwd -P)" ]; then return; fi   # running from the copy
     local updated
     updated="$(rsync -a --delete --itemize-changes --exclude .git --exclude 'certs/*' --exclude '__pycache__' \
-        --exclude '.pytest_cache' --exclude '.hypothesis' --exclude 'tests/artifacts' --exclude 'bench/results/*.json' \
+        --exclude '.pytest_cache' --exclude '.hypothesis' --exclude 'tests/artifacts' --exclude 'bench/results/' \
         --exclude '*.egg-info' --exclude 'dist/' "$VEN_REPO/" "$VEN_SRC/" | grep -c '^[<>ch*]' || true)"
     if [ "$(id -u)" -eq 0 ]; then chown -R "$VEN_USER:$VEN_USER" "$VEN_SRC"; fi
     if [ "${updated:-0}" -gt 0 ]; then note_change "sources copied ($updated file(s) new or changed)"; fi
@@ -254,7 +254,7 @@ platform_pid() {
     local pid
     pid="$(cat "$VOLTTRON_HOME/VOLTTRON_PID" 2>/dev/null || true)"
     # Ours only if that PID runs with this VOLTTRON_HOME (a PID reused after a crash is not).
-    if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "VOLTTRON_HOME=$VOLTTRON_HOME"; then
+    if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' '\n' 2>/dev/null < "/proc/$pid/environ" | grep -qxF "VOLTTRON_HOME=$VOLTTRON_HOME"; then
         printf '%s' "$pid"
     fi
 }

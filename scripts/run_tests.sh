@@ -17,8 +17,8 @@ ensure_venv
 # A run killed half-way leaves its platform and broker behind, holding the abstract socket
 # the next run's platform needs (same basetemp path): end them first.
 for pid in $(pgrep -u "$VEN_USER" 2>/dev/null || true); do
-    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -q "^VOLTTRON_HOME=$VEN_ROOT/tmp/pytest/" \
-        || tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$VEN_ROOT/tmp/pytest/"; then
+    if tr '\0' '\n' 2>/dev/null < "/proc/$pid/environ" | grep -q "^VOLTTRON_HOME=$VEN_ROOT/tmp/pytest/" \
+        || tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -q "$VEN_ROOT/tmp/pytest/"; then
         kill -KILL "$pid" 2>/dev/null || true
     fi
 done

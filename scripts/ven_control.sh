@@ -46,7 +46,7 @@ EOF
 owned_pid() {   # pid file, mark (a fixed string of our process's command line)
     local pid
     pid="$(cat "$1" 2>/dev/null || true)"
-    if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"; then
+    if [[ "$pid" =~ ^[0-9]+$ ]] && tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" | grep -qF -- "$2"; then
         printf '%s' "$pid"
         return
     fi
@@ -250,7 +250,7 @@ platform_children() {
     local p
     for p in $(pgrep -u "$VEN_USER" 2>/dev/null || true); do
         [ "$p" != "$$" ] || continue
-        tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null \
+        tr '\0' '\n' 2>/dev/null < "/proc/$p/environ" \
             | awk -v home="VOLTTRON_HOME=$VOLTTRON_HOME" '$0 == home {h=1} /^AGENT_UUID=/ {a=1} END {exit !(h && a)}' \
             && printf '%s\n' "$p"
     done
