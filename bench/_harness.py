@@ -243,14 +243,21 @@ class BenchSystem:
     """Private broker + platform + VEN agents (+ probes) for one benchmark run."""
 
     def __init__(self, name: str, probes: Iterable[str] = ("bench.probe",), keep: bool = False,
-                 building: str | None = None) -> None:
+                 building: str | None = None, campus: tuple[int, int] | None = None,
+                 ven_settings: dict[str, Any] | None = None) -> None:
+        """``campus=(circuits, devices)``: the building is a generated campus (``building_device.campus``)
+        on that many Modbus unit ids behind one gateway process, instead of the 5-circuit panel;
+        ``ven_settings`` then overrides keys of its VEN config."""
         self.name = name
         self.probes = list(probes)
         self.keep = keep
         # The building: "modbus" (the panel device through the real Modbus driver, the default run's)
         # or "simbuilding" (in the driver's process). BENCH_BUILDING picks it for every benchmark.
-        self.building = building or os.environ.get("BENCH_BUILDING", "modbus")
+        self.building = "modbus" if campus else (building or os.environ.get("BENCH_BUILDING", "modbus"))
         self.device = DEVICES[self.building]
+        self.campus = campus
+        self.ven_settings = dict(ven_settings or {})
+        self.campus_circuits: list[Any] = []
         self.root: Path | None = None
         self.broker: LocalBroker | None = None
         self.platform: Platform | None = None
@@ -263,7 +270,16 @@ class BenchSystem:
             t0 = time.monotonic()
             self.broker = LocalBroker(self.root / "mqtt", thing=THING).start()
             log(f"broker up on 127.0.0.1:{self.broker.port} ({self.root})")
-            self.panel = PanelDevice(self.root / "panel", free_port()).start()
+            panel_port = free_port()
+            registries = None
+            if self.campus is not None:
+                from building_device import campus as campus_wiring
+                base = json.loads((ROOT / "config/ven-agent.json").read_text())
+                base.update(self.ven_settings)
+                self.campus_circuits = campus_wiring.write(self.root / "campus", *self.campus, panel_port, base)
+                registries = [f"{self.root / 'campus'}/u{u:02d}.csv:{u}" for u in range(1, self.campus[1] + 1)]
+                self.device = campus_wiring.device_topic(1)
+            self.panel = PanelDevice(self.root / "panel", panel_port, registries=registries).start()
             self.platform = Platform.create(self.root / "volttron", {"IOT_THING_NAME": THING})
             self.platform.start()
             log(f"platform up at {self.platform.vhome}; installing the VEN's agents on the {self.building} building")
@@ -273,6 +289,8 @@ class BenchSystem:
             for identity in self.probes:
                 self.platform.vctl("install", str(PROBE_DIR), "--vip-identity", identity, "--start",
                                    timeout=300)
+            if self.campus is not None:
+                self._wire_campus()
             for identity in ("platform.driver", "ven.agent", "ven.bridge", *self.probes):
                 wait_until(lambda i=identity: self.platform.agent_running(i), 60, 1.0, f"{identity} running")
             wait_until(lambda: self.rpc("ven.bridge", "get_status").get("connected"), 60, 1.0,
@@ -282,6 +300,23 @@ class BenchSystem:
             self.__exit__(*sys.exc_info())
             raise
         return self
+
+    def _wire_campus(self) -> None:
+        """The driver's devices and the VEN's circuits become the campus's (the panel's device goes)."""
+        assert self.platform is not None and self.root is not None and self.campus is not None
+        wiring = self.root / "campus"
+        self.platform.vctl("config", "delete", "platform.driver", "devices/campus/building/panel", check=False)
+        for unit in range(1, self.campus[1] + 1):
+            self.platform.vctl("config", "store", "platform.driver", f"u{unit:02d}.csv", str(wiring / f"u{unit:02d}.csv"),
+                               "--csv")
+        for unit in range(1, self.campus[1] + 1):
+            self.platform.vctl("config", "store", "platform.driver", f"devices/campus/building/u{unit:02d}",
+                               str(wiring / f"u{unit:02d}.config"))
+        self.platform.vctl("config", "store", "ven.agent", "config", str(wiring / "ven-agent.json"))
+        want = len(self.campus_circuits)
+        wait_until(lambda: len(self.rpc("ven.agent", "get_status").get("circuits") or []) == want, 60, 1.0,
+                   f"the VEN to take the campus's {want} circuits")
+        log(f"campus wired: {want} circuits on {self.campus[1]} Modbus unit id(s)")
 
     def rpc(self, peer: str, method: str, *args: Any, timeout: float = 30) -> Any:
         assert self.platform is not None

@@ -6,7 +6,9 @@ Reported documents always fit AWS's 8 KB shadow limit. When the VEN's status is 
 1. circuit fields other than ``name``, ``enabled``, ``current_kw``;
 2. bridge counters other than ``connected``, ``queue_depth``, ``dropped``;
 3. ``active_event`` reduced to its ``event_id``;
-4. the circuit list truncated (``circuits_truncated`` = total count);
+4. the circuit list truncated (``circuits_truncated`` = total count): the circuits that are off
+   (shed) or stale come first, so the cut falls on the ordinary ones, and ``circuits_omitted``
+   summarises what was cut (how many, how many on and off, their kW);
 5. the circuit list and any extra status keys removed (``circuit_count`` kept);
 6. everything except ``online``, ``power_kw``, ``shed_kw``, ``active_event_id``.
 """
@@ -90,19 +92,35 @@ def _drop_detail(reported: dict[str, Any]) -> None:
         reported["active_event"] = {"event_id": reported["active_event"].get("event_id")}
 
 
+def _notable(circuit: Mapping[str, Any]) -> bool:
+    """A circuit an operator looks for first: off (shed, or switched off) or not freshly read."""
+    return circuit.get("enabled") is not True or circuit.get("stale") is True
+
+
+def _omitted(cut: list[Any]) -> dict[str, Any]:
+    kws = [c.get("current_kw") for c in cut]
+    return {"count": len(cut), "on": sum(1 for c in cut if c.get("enabled") is True),
+            "off": sum(1 for c in cut if c.get("enabled") is False),
+            "kw": round(math.fsum(k for k in kws if isinstance(k, (int, float)) and math.isfinite(k)), 3)}
+
+
 def _truncate_circuits(reported: dict[str, Any], max_bytes: int) -> int:
-    """Binary search for the longest circuit prefix that fits; returns its length."""
-    full = reported["circuits"]
+    """Binary search for the longest circuit list that fits, notable circuits first (in their
+    order), then the others; returns its length."""
+    listed = reported["circuits"]
+    full = [c for c in listed if _notable(c)] + [c for c in listed if not _notable(c)]
     reported["circuits_truncated"] = len(full)
     lo, hi = 0, len(full)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         reported["circuits"] = full[:mid]
+        reported["circuits_omitted"] = _omitted(full[mid:])
         if _size(_wrap(reported)) <= max_bytes:
             lo = mid
         else:
             hi = mid - 1
     reported["circuits"] = full[:lo]
+    reported["circuits_omitted"] = _omitted(full[lo:])
     return lo
 
 
@@ -141,7 +159,7 @@ def build_reported(
             return doc
     # 5. no circuit list, no extras
     count = len(circuits)
-    for key in [*list(extras), "circuits", "circuits_truncated"]:
+    for key in [*list(extras), "circuits", "circuits_truncated", "circuits_omitted"]:
         reported.pop(key, None)
     if circuits_raw is not None:
         reported["circuit_count"] = count

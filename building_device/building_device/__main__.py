@@ -1,11 +1,14 @@
 """The simulated building as a Modbus TCP device in its own process (pymodbus server).
 
     python -m building_device --registry config/driver/panel.csv --port 5020 [--state-file relays.json]
+    python -m building_device --registry u01.csv:1 --registry u02.csv:2 ... --port 5020   (a campus gateway)
 
 Per circuit a relay coil and a float32 kW register that follows it; one float32 register for the
 whole-building meter; addresses from the driver's own registry CSV. With ``--state-file`` the
 relays latch across the device's own restart; without it a restart comes back with the power-on
-defaults (the registry's ``Default Value``). Faults are real ones, made from outside: SIGSTOP
+defaults (the registry's ``Default Value``). With several ``--registry FILE:UNIT`` it is a gateway
+answering one panel per Modbus unit id, and a meter point on any of them sees every unit's
+circuits (the campus main meter; ``building_device.campus`` writes such a set). Faults are real ones, made from outside: SIGSTOP
 hangs it (connections stay open, nothing answers), SIGKILL makes it refuse connections.
 """
 
@@ -72,25 +75,53 @@ def build_device(panel: Panel, unit_id: int = 0) -> SimDevice:
     return SimDevice(id=unit_id, simdata=simdata, action=action)
 
 
+def units(registries: list[str], default_unit: int) -> list[tuple[str, int]]:
+    """``FILE`` or ``FILE:UNIT`` arguments as (file, unit id); several need a unit id each."""
+    out: list[tuple[str, int]] = []
+    for arg in registries:
+        path, sep, unit = arg.rpartition(":")
+        if sep and unit.isdigit():
+            out.append((path, int(unit)))
+        else:
+            out.append((arg, default_unit))
+    ids = [u for _, u in out]
+    if len(out) > 1 and (0 in ids or len(set(ids)) != len(ids)):
+        raise ValueError("several --registry need FILE:UNIT each, with distinct unit ids 1..247")
+    return out
+
+
 async def serve(args: argparse.Namespace) -> None:
-    layout = PanelLayout.from_registry(args.registry)
-    panel = Panel(layout, state_file=Path(args.state_file) if args.state_file else None, noise_pct=args.noise_pct,
-                  profile=args.profile, seed=args.seed)
-    server = ModbusTcpServer(build_device(panel, args.unit_id), address=(args.host, args.port))
+    wired = units(args.registry, args.unit_id)
+    panels: list[tuple[Panel, int]] = []
+    for path, unit in wired:
+        state = Path(args.state_file) if args.state_file else None
+        if state is not None and len(wired) > 1:
+            state = state.with_name(f"{state.stem}-u{unit:02d}{state.suffix}")
+        panels.append((Panel(PanelLayout.from_registry(path), state_file=state, noise_pct=args.noise_pct,
+                             profile=args.profile, seed=args.seed + unit), unit))
+    everyone = [panel for panel, _ in panels]
+    for panel in everyone:
+        panel.metered = everyone
+    devices = [build_device(panel, unit) for panel, unit in panels]
+    server = ModbusTcpServer(devices[0] if len(devices) == 1 else devices, address=(args.host, args.port))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.shutdown()))
-    on = sorted(r.circuit for r in layout.relays if panel.relays[r.coil])
-    _log.info("panel on %s:%d: %d relays (on: %s), %d kW registers (%s table), relays %s",
-              args.host, args.port, len(layout.relays), ", ".join(on) or "none", len(layout.powers), layout.table,
-              f"latched in {args.state_file}" if args.state_file else "back to power-on defaults at restart")
+    for panel, unit in panels:
+        layout = panel.layout
+        on = sorted(r.circuit for r in layout.relays if panel.relays[r.coil])
+        _log.info("panel (unit id %s) on %s:%d: %d relays (on: %s), %d kW registers (%s table), relays %s",
+                  unit or "any", args.host, args.port, len(layout.relays),
+                  ", ".join(on) if len(on) <= 10 else f"{len(on)} circuits", len(layout.powers), layout.table,
+                  f"latched in {args.state_file}" if args.state_file else "back to power-on defaults at restart")
     await server.serve_forever()
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m building_device", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--registry", required=True, help="the driver's registry CSV (Role/Circuit/Rated kW columns)")
+    p.add_argument("--registry", required=True, action="append",
+                   help="the driver's registry CSV (Role/Circuit/Rated kW columns); FILE:UNIT, repeated, for a gateway")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5020)
     p.add_argument("--unit-id", type=int, default=0, help="Modbus unit id to answer (0 = every unit id)")

@@ -90,6 +90,8 @@ class Panel:
         self.state_file = state_file
         self.noise_pct, self.profile, self.seed = noise_pct, profile, seed
         self.relays: dict[int, bool] = {r.coil: r.power_on for r in layout.relays}
+        # The panels a meter point of this one sees: itself, or every unit behind a campus gateway.
+        self.metered: list[Panel] = [self]
         self._by_circuit = {r.circuit: r.coil for r in layout.relays}
         if state_file is not None and state_file.exists():
             saved = json.loads(state_file.read_text())
@@ -116,7 +118,8 @@ class Panel:
 
     def kw(self, point: PowerPoint, now: float) -> float:
         if point.circuit is None:
-            return round(sum(self.kw(p, now) for p in self.layout.powers if p.circuit is not None), 4)
+            return round(sum(panel.kw(p, now) for panel in self.metered for p in panel.layout.powers
+                             if p.circuit is not None), 4)
         if not self.relays.get(self._by_circuit.get(point.circuit, -1), False):
             return 0.0
         return circuit_kw(point.point, point.rated_kw, now, profile=self.profile, noise_pct=self.noise_pct,

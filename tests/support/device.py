@@ -25,15 +25,19 @@ COILS = {"HVAC": 0, "Heater": 1, "EV Charger": 2, "Water Heater": 3, "Lighting":
 
 
 class PanelDevice:
-    def __init__(self, root: Path, port: int, latching: bool = False) -> None:
+    def __init__(self, root: Path, port: int, latching: bool = False, registries: list[str] | None = None) -> None:
+        """``registries``: ``FILE:UNIT`` arguments for a campus gateway (default: the building's panel)."""
         self.root = root
+        self.registries = registries or [str(REGISTRY)]
         self.port = port
         self.state_file = root / "relays.json" if latching else None
         self.proc: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 15) -> PanelDevice:
-        args = [sys.executable, "-m", "building_device", "--registry", str(REGISTRY), "--port", str(self.port)]
+        args = [sys.executable, "-m", "building_device", "--port", str(self.port)]
+        for registry in self.registries:
+            args += ["--registry", registry]
         if self.state_file is not None:
             args += ["--state-file", str(self.state_file)]
         log = open(self.root / "device.log", "ab")  # noqa: SIM115 - the child's log, open for its lifetime

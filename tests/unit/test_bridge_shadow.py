@@ -40,6 +40,22 @@ def test_thousand_circuits_fit_in_8kb_in_documented_order() -> None:
     assert rep["bridge"] == {"connected": True, "queue_depth": 1, "dropped": 0}
 
 
+def test_truncated_list_shows_shed_and_stale_first_and_summarises_the_rest() -> None:
+    status = seed_status(500)
+    for i in (7, 250, 499):
+        status["circuits"][i]["enabled"] = False
+    status["circuits"][300].update(enabled=None, current_kw=None, stale=True)   # as the VEN shows it
+    doc = build_reported(status)
+    rep = doc["state"]["reported"]
+    assert size(doc) <= LIMIT
+    shown = [c["name"] for c in rep["circuits"]]
+    assert shown[:4] == ["circuit-7", "circuit-250", "circuit-300", "circuit-499"]
+    assert shown[4] == "circuit-0"
+    omitted = rep["circuits_omitted"]
+    assert omitted["count"] == 500 - len(shown) and omitted["on"] == omitted["count"] and omitted["off"] == 0
+    assert omitted["kw"] == 1.25 * omitted["count"]
+
+
 def test_detail_dropped_first_when_that_suffices() -> None:
     doc = build_reported(seed_status(100))
     rep = doc["state"]["reported"]

@@ -169,3 +169,18 @@ def test_readings_before_a_restore_shows_do_not_enter_the_baseline() -> None:
     for t in (T0 + 92, T0 + 93):
         engine.on_readings(t, building.samples())
     assert engine.status(T0 + 93)["baseline_kw"] == pytest.approx(10.0)
+
+
+def test_many_devices_reporting_in_one_poll_round_give_one_baseline_sample() -> None:
+    """A campus's devices each publish once a second: 'the mean of the last N' stays N seconds."""
+    cfg = building_config(baseline_samples=10)
+    engine = make_engine(cfg)
+    building = Building(cfg)
+    for second in range(10):
+        if second == 9:
+            building.extra_kw["HVAC"] = 3.0   # 13 kW in the last round
+        # One publish per circuit's device in each round, 10 ms apart, HVAC's first.
+        for k, (name, sample) in enumerate(building.samples().items()):
+            engine.on_readings(T0 + second + 0.01 * k, {name: sample})
+    # Ten rounds, one sample each: nine at 10 kW and one at 13 kW (not five publishes of the last round).
+    assert engine.status(T0 + 10)["baseline_kw"] == pytest.approx(10.3)

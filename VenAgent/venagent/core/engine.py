@@ -56,6 +56,9 @@ from venagent.core.views import accepted_ack, metering_view, settled_event_ack, 
 HISTORY_LIMIT = 100
 # The status (and so the shadow) is refreshed at least this often, also when nothing changed.
 STATUS_REFRESH_SEC = 30.0
+# One baseline sample per driver poll round (1 s), however many devices report in it: a campus of
+# 20 devices would otherwise put 20 samples a second into "the mean of the last 60".
+BASELINE_SPACING_SEC = 0.5
 
 
 class VenEngine:
@@ -67,6 +70,7 @@ class VenEngine:
         self._was_fresh = False
         self._rolling = RollingMeanBaseline(config.baseline_samples)
         self._mv_baseline = MeterBeforeBaseline(config.mv_baseline_window_sec)
+        self._baseline_at = float("-inf")
         self._overrides = effective_overrides(config, store.load_overrides())
         self._ctl = EventController(
             config=config, store=store, rng=rng, circuits=self._circuits, overrides=MappingProxyType(self._overrides),
@@ -101,12 +105,14 @@ class VenEngine:
         self._circuits.merge(now, samples, meter_kw, meter_read_ts, after_switch=after_switch)
         total = self._freshness(now)
         if (total is not None and self._ctl.active() is None and not self._ctl.restores
-                and not self._circuits.settling(now)):
+                and not self._circuits.settling(now) and not after_switch
+                and not self._baseline_at <= now < self._baseline_at + BASELINE_SPACING_SEC):
             # Baselines describe the building without DR: readings taken while shed, while the
             # restore steps back up, or before the last restore shows in readings would drag them
             # down (back-to-back events).
             self._rolling.add(now, total)
             self._mv_baseline.add(now, total)
+            self._baseline_at = now
         # Enforce before the hold loop: a circuit that came back on explains the extra load, so
         # switching it off again beats shedding a further one.
         active = self._ctl.active()
