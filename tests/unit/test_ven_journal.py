@@ -43,3 +43,21 @@ def test_a_journal_file_keeps_epoch_numbering_and_entries_across_restarts(tmp_pa
     assert [m[0] for m in got["messages"]] == [5, 6, 7] and got["complete"]
     assert got["messages"][-1][2] == {"i": 6}
     assert again.append("ven/ack", {"x": 1}) == 8
+
+
+def test_the_file_stays_bounded_and_only_the_last_capacity_entries_count(tmp_path) -> None:
+    import sqlite3
+
+    from venagent.journal import TRIM_EVERY
+
+    path = str(tmp_path / "journal.sqlite")
+    j = Journal(capacity=50, path=path)
+    for i in range(3 * TRIM_EVERY + 7):
+        j.append("ven/metering", {"i": i})
+    rows = sqlite3.connect(path).execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+    assert rows <= 50 + TRIM_EVERY
+    got = j.since(j.epoch, 0, limit=100)
+    assert [m[0] for m in got["messages"]] == list(range(j.last_seq - 49, j.last_seq + 1))
+    assert not got["complete"]
+    tail = j.since(j.epoch, j.last_seq - 10)
+    assert tail["complete"] and tail["messages"][-1][2] == {"i": 3 * TRIM_EVERY + 6}
