@@ -26,8 +26,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 for _p in (str(ROOT / "common"), str(ROOT)):
@@ -37,10 +38,11 @@ for _p in (str(ROOT / "common"), str(ROOT)):
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from ven_common.contract import MqttTopics  # noqa: E402
+
 from tests.support.broker import LocalBroker, free_port  # noqa: E402
 from tests.support.device import PanelDevice  # noqa: E402
 from tests.support.system import Platform, wait_until  # noqa: E402
-from ven_common.contract import MqttTopics  # noqa: E402
 
 THING = "volttron_thing"
 TOPICS = MqttTopics(THING)
@@ -90,7 +92,7 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     out = []
     for k, r in enumerate(cells):
-        out.append("  ".join(c.rjust(w) if k and i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        out.append("  ".join(c.rjust(w) if k and i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False))))
         if k == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -140,7 +142,7 @@ def cpu_model() -> str:
 
 def machine() -> dict[str, Any]:
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
         "cpu": cpu_model(),
         "kernel": pyplatform.release(),
@@ -220,7 +222,7 @@ class MqttClient:
         with self._lock:
             self.puback_count += 1
 
-    def start(self, timeout: float = 10.0) -> "MqttClient":
+    def start(self, timeout: float = 10.0) -> MqttClient:
         self.client.connect("localhost", self.broker.port, keepalive=30)
         self.client.loop_start()
         if not self.connected.wait(timeout) or not self.suback.wait(timeout):
@@ -263,7 +265,7 @@ class BenchSystem:
         self.platform: Platform | None = None
         self.panel: PanelDevice | None = None
 
-    def __enter__(self) -> "BenchSystem":
+    def __enter__(self) -> BenchSystem:
         base = os.environ.get("TMPDIR") or tempfile.gettempdir()
         self.root = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-", dir=base))
         try:

@@ -17,13 +17,25 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import threading
 import time
 from typing import Any
 
-from _harness import (THING, TOPICS, BenchSystem, MqttClient, log, machine, per_second_peak, print_machine,
-                      reading_template, table, wait_until, write_results)
+from _harness import (
+    TOPICS,
+    BenchSystem,
+    MqttClient,
+    log,
+    machine,
+    per_second_peak,
+    print_machine,
+    reading_template,
+    table,
+    wait_until,
+    write_results,
+)
 
 NAME = "backlog_drain"
 
@@ -89,8 +101,11 @@ def main() -> int:
                              a.concurrency, 0.0, 1.0, timeout=600)
             pub_s = (pub["t_end_ns"] - pub["t_start_ns"]) / 1e9
             log(f"published in {pub_s:.1f} s ({a.readings / pub_s:.0f}/s)")
-            queued = wait_until(lambda: (lambda s: s if s["queue_depth"] >= a.readings else None)(
-                system.rpc("ven.bridge", "get_status")), 120, 1.0, "the outbox to hold the backlog")
+            def backlog_held() -> dict[str, Any] | None:
+                s = system.rpc("ven.bridge", "get_status")
+                return s if s["queue_depth"] >= a.readings else None
+
+            queued = wait_until(backlog_held, 120, 1.0, "the outbox to hold the backlog")
             log(f"outbox holds {queued['queue_depth']} items after {time.monotonic() - t_down:.0f} s of outage")
             with col.lock:
                 col.arrivals.clear()
@@ -120,7 +135,7 @@ def main() -> int:
     gaps = []
     for topic, seqs in col.outbox_seqs.items():
         uniq_seqs = sorted(set(seqs))
-        gaps += [(topic, x, y) for x, y in zip(uniq_seqs, uniq_seqs[1:]) if y != x + 1]
+        gaps += [(topic, x, y) for x, y in itertools.pairwise(uniq_seqs) if y != x + 1]
     topics: dict[str, int] = {}
     for _, topic, _ in arrivals:
         topics[topic] = topics.get(topic, 0) + 1

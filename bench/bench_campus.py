@@ -24,6 +24,7 @@ gateway with our own Modbus client, never through the VEN or the driver.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -32,8 +33,19 @@ import time
 import uuid
 from typing import Any
 
-from _harness import (THING, TOPICS, BenchSystem, MqttClient, log, machine, print_machine, summary, table,
-                      wait_until, write_results)
+from _harness import (
+    THING,
+    TOPICS,
+    BenchSystem,
+    MqttClient,
+    log,
+    machine,
+    print_machine,
+    summary,
+    table,
+    wait_until,
+    write_results,
+)
 from bench_footprint import CLK_TCK, cpu_ticks, protocol_proxies, status_kb
 from pymodbus.client import ModbusTcpClient
 
@@ -182,7 +194,7 @@ def correctness(system: BenchSystem, client: MqttClient, be: Backend, gw: Gatewa
     if len(came_on) < len(off):
         problems.append(f"restore: {len(off) - len(came_on)} of {len(off)} never came back")
     times = sorted(came_on.values())
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # Polled every ~0.1 s plus a read of every unit: a gap may look up to one poll shorter.
     poll = 0.1 + 0.005 * len(gw.by_unit)
     if gaps and min(gaps) < spacing - poll - 0.05:
@@ -201,8 +213,8 @@ def latency(client: MqttClient, be: Backend, shed_kw: float, samples: int, resto
     for i in range(samples):
         time.sleep(rng.uniform(0.0, 1.0))
         base = be.recent_power(restored_ns)
-        cid, t0, wall0 = send_event(client, f"lat{i}", shed_kw, 600)
-        hit = be.wait(lambda r: isinstance(r.get("power_kw"), (int, float)) and r["power_kw"] <= base - threshold,
+        cid, t0, _ = send_event(client, f"lat{i}", shed_kw, 600)
+        hit = be.wait(lambda r, base=base: isinstance(r.get("power_kw"), (int, float)) and r["power_kw"] <= base - threshold,
                       t0, 10.0)
         got = be.ack(cid, 10)
         row: dict[str, Any] = {"ack_ms": None if got is None else (got[0] - t0) / 1e6,
@@ -213,7 +225,7 @@ def latency(client: MqttClient, be: Backend, shed_kw: float, samples: int, resto
             f"visible {row['visible_ms'] or float('nan'):.0f} ms")
         since = time.perf_counter_ns()
         client.publish(TOPICS.cmd, json.dumps(restore_command(correlation_id=f"{cid}-r", ven_id=THING)), qos=1)
-        back = be.wait(lambda r: isinstance(r.get("power_kw"), (int, float)) and r["power_kw"] >= base - 0.1 * shed_kw
+        back = be.wait(lambda r, base=base: isinstance(r.get("power_kw"), (int, float)) and r["power_kw"] >= base - 0.1 * shed_kw
                        and r.get("active_event") is None, since, restore_wait)
         if back is None:
             log("    power did not come back; continuing")
@@ -224,9 +236,9 @@ def latency(client: MqttClient, be: Backend, shed_kw: float, samples: int, resto
 
 
 def footprint(system: BenchSystem, be: Backend, window: float) -> dict[str, Any]:
-    assert system.broker is not None and system.broker._proc is not None and system.panel is not None
+    assert system.broker is not None and system.broker.pid is not None and system.panel is not None
     pids = system.pids()
-    pids["mosquitto"] = system.broker._proc.pid
+    pids["mosquitto"] = system.broker.pid
     pids["gateway (Modbus device)"] = system.panel.pid
     for n, proxy in enumerate(protocol_proxies(system)):
         pids[f"protocol_proxy {n + 1}"] = proxy
@@ -244,7 +256,7 @@ def footprint(system: BenchSystem, be: Backend, window: float) -> dict[str, Any]
     with be.lock:
         window_items = [(t, w, n) for t, w, _, n in be.readings if t >= since]
     walls = [w for _, w, _ in window_items]
-    gaps = [b - a for a, b in zip(walls, walls[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(walls)]
     return {"window_s": round(wall, 1), "processes": procs, "readings": len(window_items),
             "readings_per_s": round(len(window_items) / wall, 3),
             "reading_gap_ms": {"min": round(min(gaps) * 1000), "max": round(max(gaps) * 1000)} if gaps else None}

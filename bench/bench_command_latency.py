@@ -27,8 +27,24 @@ import time
 import uuid
 from typing import Any
 
-from _harness import (DEVICE, STAT_HEADERS, THING, TOPICS, BenchSystem, MqttClient, log, machine, ns_to_ms,
-                      print_machine, stat_row, summary, table, wait_until, write_results)
+from _harness import (
+    DEVICE,
+    STAT_HEADERS,
+    THING,
+    TOPICS,
+    BenchSystem,
+    MqttClient,
+    log,
+    machine,
+    ns_to_ms,
+    print_machine,
+    stat_row,
+    summary,
+    table,
+    wait_until,
+    write_results,
+)
+
 from ven_common.contract import event_command, restore_command
 
 NAME = "command_latency"
@@ -321,7 +337,7 @@ def main() -> int:
     print()
     s_ws, s_wd = summary(work_sync), summary(work_deferred)
     s_direct = summary(direct)
-    s_direct_kind = {kind: summary(v for v, k in zip(direct, direct_kinds) if k == kind) for kind in by_kind}
+    s_direct_kind = {kind: summary(v for v, k in zip(direct, direct_kinds, strict=False) if k == kind) for kind in by_kind}
     print(table(STAT_HEADERS, [
         stat_row("VEN handle_command from the probe (all)", s_direct),
         *[stat_row(f"  from the probe, {k}", v) for k, v in s_direct_kind.items()],

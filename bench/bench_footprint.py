@@ -20,14 +20,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import uuid
 import threading
 import time
+import uuid
 from pathlib import Path
-from typing import Any
 
-from _harness import (THING, TOPICS, BenchSystem, MqttClient, log, machine, print_machine, table, wait_until,
-                      write_results)
+from _harness import (
+    THING,
+    TOPICS,
+    BenchSystem,
+    MqttClient,
+    log,
+    machine,
+    print_machine,
+    table,
+    wait_until,
+    write_results,
+)
+
 from ven_common.contract import event_command
 
 NAME = "footprint"
@@ -86,7 +96,7 @@ def main() -> int:
                 acks.setdefault(cid, str(body.get("status")))
 
     with BenchSystem(NAME, probes=(), keep=a.keep) as system:
-        assert system.broker is not None and system.broker._proc is not None
+        assert system.broker is not None and system.broker.pid is not None
         backend = MqttClient(system.broker, "cloud_backend", subscriptions=[(TOPICS.metering, 1), (TOPICS.ack, 1)],
                                 handler=on_msg).start()
         try:
@@ -94,7 +104,7 @@ def main() -> int:
             log(f"settling {a.settle:.0f} s, then sampling for {a.window:.0f} s")
             time.sleep(a.settle)
             pids = system.pids()
-            pids["mosquitto"] = system.broker._proc.pid
+            pids["mosquitto"] = system.broker.pid
             if system.panel is not None and system.building == "modbus":
                 pids["building panel (Modbus device)"] = system.panel.pid
                 for n, proxy in enumerate(protocol_proxies(system)):
@@ -146,9 +156,9 @@ def main() -> int:
     for k, p in pids.items():
         cpu_pct = (end_ticks[k] - start_ticks[k]) / CLK_TCK / wall * 100
         r, ts, q = rss[k], rss_t[k], pss[k]
-        first = [v for v, t in zip(r, ts) if t <= edge] or r[:1]
-        last = [v for v, t in zip(r, ts) if t >= wall - edge] or r[-1:]
-        half = [(t, v) for v, t in zip(r, ts) if t >= wall / 2]
+        first = [v for v, t in zip(r, ts, strict=False) if t <= edge] or r[:1]
+        last = [v for v, t in zip(r, ts, strict=False) if t >= wall - edge] or r[-1:]
+        half = [(t, v) for v, t in zip(r, ts, strict=False) if t >= wall / 2]
         out[k] = {"pid": p, "threads": threads.get(k), "cpu_pct_one_core": round(cpu_pct, 3),
                   "rss_mib_mean": round(sum(r) / len(r) / 1024, 1), "rss_mib_min": round(min(r) / 1024, 1),
                   "rss_mib_max": round(max(r) / 1024, 1),
@@ -194,7 +204,7 @@ def slope_per_hour(points: list[tuple[float, int]]) -> float:
 def per_minute(values: list[int], times: list[float]) -> list[float]:
     """Mean RSS (MiB) of each minute of the window, to see a trend by eye."""
     buckets: dict[int, list[int]] = {}
-    for v, t in zip(values, times):
+    for v, t in zip(values, times, strict=False):
         buckets.setdefault(int(t // 60), []).append(v)
     return [round(sum(b) / len(b) / 1024, 2) for _, b in sorted(buckets.items())]
 

@@ -22,8 +22,18 @@ import threading
 import time
 from typing import Any
 
-from _harness import (TOPICS, BenchSystem, MqttClient, log, machine, per_second_peak, print_machine,
-                      reading_template, table, write_results)
+from _harness import (
+    TOPICS,
+    BenchSystem,
+    MqttClient,
+    log,
+    machine,
+    per_second_peak,
+    print_machine,
+    reading_template,
+    table,
+    write_results,
+)
 
 NAME = "forwarding"
 

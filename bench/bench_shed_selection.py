@@ -38,7 +38,8 @@ def main() -> None:
             select_shed(cands, need)
             timings.append(time.perf_counter() - start)
         median_ms = statistics.median(timings) * 1000
-        results.append({"circuits": n, "median_ms": round(median_ms, 4), "max_ms": round(max(timings) * 1000, 4), "repeats": REPEATS})
+        results.append({"circuits": n, "median_ms": round(median_ms, 4), "max_ms": round(max(timings) * 1000, 4),
+                        "repeats": REPEATS})
         print(f"{n:5d} circuits: median {median_ms:.3f} ms (max {max(timings) * 1000:.3f} ms over {REPEATS})")
     out = ROOT / "bench" / "results" / "shed_selection.json"
     out.parent.mkdir(parents=True, exist_ok=True)

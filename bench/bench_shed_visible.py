@@ -13,16 +13,31 @@ The reading's own ``ts`` (stamped by the VEN when it built it) splits the time i
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import statistics
 import random
+import statistics
 import threading
 import time
 import uuid
 from typing import Any
 
-from _harness import (STAT_HEADERS, THING, TOPICS, BenchSystem, MqttClient, log, machine, print_machine, stat_row,
-                      summary, table, wait_until, write_results)
+from _harness import (
+    STAT_HEADERS,
+    THING,
+    TOPICS,
+    BenchSystem,
+    MqttClient,
+    log,
+    machine,
+    print_machine,
+    stat_row,
+    summary,
+    table,
+    wait_until,
+    write_results,
+)
+
 from ven_common.contract import event_command, restore_command
 
 NAME = "shed_visible"
@@ -97,8 +112,8 @@ def main() -> int:
                 t0 = time.perf_counter_ns()
                 wall0 = time.time()
                 backend.publish(TOPICS.cmd, json.dumps(cmd), qos=1)
-                hit = rd.wait(lambda r: isinstance(r.get("power_kw"), (int, float)) and r["power_kw"] <= base - threshold,
-                              t0, 10.0)
+                hit = rd.wait(lambda r, base=base: isinstance(r.get("power_kw"), (int, float))
+                              and r["power_kw"] <= base - threshold, t0, 10.0)
                 ack_ns = rd.acks.get(cid)
                 row: dict[str, Any] = {"base_kw": round(base, 3), "ack_ms": None if ack_ns is None else (ack_ns - t0) / 1e6}
                 if hit is None:
@@ -113,7 +128,7 @@ def main() -> int:
                 log(f"  sample {i + 1}/{a.samples}: visible after {shown}")
                 restored_since = time.perf_counter_ns()
                 backend.publish(TOPICS.cmd, json.dumps(restore_command(correlation_id=f"{cid}-r", ven_id=THING)), qos=1)
-                back = rd.wait(lambda r: isinstance(r.get("power_kw"), (int, float)) and r["power_kw"] >= base - 0.5
+                back = rd.wait(lambda r, base=base: isinstance(r.get("power_kw"), (int, float)) and r["power_kw"] >= base - 0.5
                                and r.get("active_event") is None, restored_since, 20.0)
                 if back is None:
                     log("  power did not come back within 20 s; continuing")
@@ -139,7 +154,7 @@ def main() -> int:
     ]))
     print(f"samples without a visible drop within 10 s: {len(rows) - len(vis)}")
     walls = [wall for _, wall, _ in rd.items]
-    gaps = [b - a_ for a_, b in zip(walls, walls[1:])]
+    gaps = [b - a_ for a_, b in itertools.pairwise(walls)]
     if gaps:   # the cadence promise: one reading per slot, never two within half an interval
         print(f"metering: {len(walls)} readings, gaps min {min(gaps) * 1000:.0f} ms, max {max(gaps) * 1000:.0f} ms, "
               f"mean {sum(gaps) / len(gaps) * 1000:.0f} ms")

@@ -8,6 +8,7 @@ their own throw-away platform.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -15,7 +16,6 @@ from typing import Any
 
 import gevent
 import gevent.pool
-
 from volttron.client.vip.agent import RPC, Agent, Core
 from volttron.utils.commands import vip_main
 
@@ -175,7 +175,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         sys.exit(main())
-    except KeyboardInterrupt:
-        pass
