@@ -6,8 +6,8 @@ suite passes while `ven_control.sh start`'s system is running.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -12,8 +12,8 @@ import pytest
 
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
-from tests.support.system import Platform, flood_bus, wait_until
 from tests.support.cloud import CloudBackend
+from tests.support.system import Platform, flood_bus, wait_until
 from tests.support.ven_checks import THING, TOPICS, readings, seq_gaps
 
 pytestmark = pytest.mark.platform

@@ -7,19 +7,19 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import time
 from typing import Any
 
 import pytest
-import random
-
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
+
+from ven_common.contract import AWS_MAX_PAYLOAD_BYTES
 
 from tests.support.backend import Backend
 from tests.support.system import Platform, wait_until
 from tests.support.ven_checks import THING, TOPICS, cid, handled_so_far, restore_idle
-from ven_common.contract import AWS_MAX_PAYLOAD_BYTES
 
 pytestmark = pytest.mark.platform
 

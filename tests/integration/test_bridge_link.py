@@ -26,13 +26,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ven_common.contract import MqttTopics
+from ven_common.pki import PkiPaths, generate_dev_pki
+
 from backendbridge.drain import Drainer
 from backendbridge.mqtt_link import CertificateError, CloudLink, LinkSettings
 from backendbridge.outbox import Outbox
 from tests.support.broker import LocalBroker
 from tests.support.waiting import wait_until as shared_wait_until
-from ven_common.contract import MqttTopics
-from ven_common.pki import PkiPaths, generate_dev_pki
 
 pytestmark = pytest.mark.broker
 
@@ -467,7 +468,7 @@ def test_a_command_not_yet_answered_is_redelivered_after_a_crash(broker: LocalBr
     spy.publish(TOPICS.cmd, json.dumps({"op": "status", "correlationId": cid}).encode())
     payload, _ = first.commands.get(timeout=10)
     assert cid.encode() in payload
-    client = crashed._client  # noqa: SLF001 - simulate the process vanishing: no PUBACK, no DISCONNECT
+    client = crashed._client
     assert client is not None
     client.loop_stop()
     client.socket().close()

@@ -8,11 +8,12 @@ import time
 
 import pytest
 
+from ven_common.contract import registration_body
+
 from tests.support.cloud import CloudBackend
 from tests.support.device import PanelDevice, wait_relays
 from tests.support.system import Platform, wait_until
 from tests.support.ven_checks import THING, restore_idle
-from ven_common.contract import registration_body
 
 pytestmark = pytest.mark.platform
 
@@ -47,7 +48,7 @@ def test_metering_is_stored_one_seed_shaped_row_per_message(platform: Platform, 
                       and len(r) >= 3 and r, 20, 0.5, "three readings stored by the backend")
     assert all(r["venId"] == THING and "power_kw" in r and "circuits" in r for r in rows)
     assert len({r["seq"] for r in rows}) == len(rows), "one row per reading"
-    status, health = cloud.get("/health")
+    _status, health = cloud.get("/health")
     assert health["counters"].get("rejected", 0) == 0, cloud.get("/api/rejected")[1][:3]
 
 

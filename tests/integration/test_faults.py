@@ -9,10 +9,11 @@ only a sanity check: the VEN meters from the driver's publishes, so a late publi
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,8 +21,20 @@ from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
 from tests.support.cloud import CloudBackend
 from tests.support.system import Platform, SystemError_, settle, wait_until
-from tests.support.ven_checks import (DEVICE, THING, TOPICS, JournalMark, ack_for, enabled, journal_mark,
-                                      journal_readings, readings, restore_idle, send_event, seq_gaps, wait_readings)
+from tests.support.ven_checks import (
+    DEVICE,
+    THING,
+    TOPICS,
+    JournalMark,
+    ack_for,
+    enabled,
+    journal_mark,
+    journal_readings,
+    restore_idle,
+    send_event,
+    seq_gaps,
+    wait_readings,
+)
 
 pytestmark = pytest.mark.platform
 
@@ -38,7 +51,7 @@ def durable_backend(broker: LocalBroker, certs) -> Iterator[Backend]:
 
 def _ts_holes(rs: list[dict]) -> list[tuple[float, float]]:
     ts = sorted({round(r["ts"], 3) for r in rs})
-    return [(a, b) for a, b in zip(ts, ts[1:]) if b - a > SANITY_READING_GAP_SEC]
+    return [(a, b) for a, b in itertools.pairwise(ts) if b - a > SANITY_READING_GAP_SEC]
 
 
 def _uuid(platform: Platform, identity: str) -> str:

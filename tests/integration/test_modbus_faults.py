@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
+from ven_common.contract import event_command
+
 from tests.support.backend import Backend
 from tests.support.device import PanelDevice, wait_relays
 from tests.support.system import Platform, wait_until
-from tests.support.ven_checks import (DEVICE, THING, TOPICS, ack_for, cid, readings, restore_idle, send_event)
-from ven_common.contract import event_command
+from tests.support.ven_checks import DEVICE, THING, TOPICS, ack_for, cid, readings, restore_idle, send_event
 
 pytestmark = pytest.mark.platform
 

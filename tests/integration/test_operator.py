@@ -20,18 +20,20 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, ClassVar
 
 import pytest
+
+from ven_common.contract import registration_body
 
 from tests.support.broker import LocalBroker, free_port
 from tests.support.cloud import CloudBackend, ShadowService
 from tests.support.device import PanelDevice
 from tests.support.system import REPO, Platform, settle, wait_until
 from tests.support.ven_checks import restore_idle
-from ven_common.contract import registration_body
 
 pytestmark = pytest.mark.platform
 
@@ -52,7 +54,7 @@ def run_script(name: str, *args: str, broker: LocalBroker | None = None, certs: 
         cmd += ["--port", str(broker.port)]
     if certs is not None:
         cmd += ["--certs", str(certs)]
-    return subprocess.run(cmd, env=env or _env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, check=False, env=env or _env(), capture_output=True, text=True, timeout=timeout)
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -222,10 +224,10 @@ def test_every_script_has_help(script: str) -> None:
 # -- register ----------------------------------------------------------------------------
 
 class _StubBackend(http.server.BaseHTTPRequestHandler):
-    received: list[tuple[str, Any]] = []
+    received: ClassVar[list[tuple[str, Any]]] = []
     status = 201
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.received.append((self.path, json.loads(self.rfile.read(length) or b"null")))
         self.send_response(self.status)
@@ -291,7 +293,7 @@ def test_status_reports_platform_agents_bridge_and_web(platform: Platform, broke
     (root / "cloud" / "shadow.pid").write_text(str(shadows.proc.pid if shadows.proc else ""))
     env = _env(VEN_ROOT=str(root), VOLTTRON_HOME_OVERRIDE=str(platform.vhome), BROKER_PORT=str(broker.port),
                PANEL_PORT=str(panel.port), BACKEND_PORT=str(cloud.port))
-    result = subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "status"], env=env, capture_output=True,
+    result = subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "status"], check=False, env=env, capture_output=True,
                             text=True, timeout=120)
     out = result.stdout
     assert result.returncode == 3, out + result.stderr
@@ -368,7 +370,7 @@ def _browser(url: str, *, screenshot: Path | None = None, budget_ms: int = 6000)
                "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
                f"--user-data-dir={profile}", "--window-size=1280,1900", f"--virtual-time-budget={budget_ms}"]
         cmd += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
-        result = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=120,
+        result = subprocess.run([*cmd, url], check=False, capture_output=True, text=True, timeout=120,
                                 env=dict(os.environ, HOME=profile))
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout

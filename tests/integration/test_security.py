@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from ven_common.contract import MqttTopics
+
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
 from tests.support.system import Platform
 from tests.support.ven_checks import THING, TOPICS, cid, handled_so_far, subscribe_and_wait, thing_client
-from ven_common.contract import MqttTopics
 
 pytestmark = pytest.mark.platform
 

@@ -8,11 +8,12 @@ import time
 
 import pytest
 
+from ven_common.contract import AWS_MAX_SHADOW_BYTES
+
 from tests.support.backend import Backend
 from tests.support.cloud import ShadowService
 from tests.support.system import Platform, wait_until
 from tests.support.ven_checks import TOPICS, ack_for, restore_idle, send_event
-from ven_common.contract import AWS_MAX_SHADOW_BYTES
 
 pytestmark = pytest.mark.platform
 

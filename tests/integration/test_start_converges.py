@@ -187,7 +187,7 @@ def test_venv_missing_a_package_and_an_unreachable_index(controlled: System) -> 
     env = dict(hermetic, PIP_CONFIG_FILE=os.devnull, PIP_INDEX_URL=f"http://127.0.0.1:{closed}/simple",
                PIP_RETRIES="0", PIP_DEFAULT_TIMEOUT="5")
     t0 = time.monotonic()
-    result = subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "start"], env=env, capture_output=True,
+    result = subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "start"], check=False, env=env, capture_output=True,
                             text=True, timeout=600)
     took_bad = time.monotonic() - t0
     assert result.returncode != 0
@@ -245,7 +245,7 @@ def test_start_names_an_unwritable_log_at_once(tmp_path: Path) -> None:
     env["VEN_LOG"] = str(log)
     try:
         t0 = time.monotonic()
-        result = subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "start"], env=env,
+        result = subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "start"], check=False, env=env,
                                 capture_output=True, text=True, timeout=300)
         took = time.monotonic() - t0
         assert result.returncode != 0
@@ -253,5 +253,5 @@ def test_start_names_an_unwritable_log_at_once(tmp_path: Path) -> None:
         assert f"cannot write {log}" in line and "set VEN_LOG" in line, result.stderr[-2000:]
         print(f"unwritable log reported after {took:.1f} s: {line}")
     finally:
-        subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "stop"], env=env, capture_output=True,
+        subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "stop"], check=False, env=env, capture_output=True,
                        timeout=120)

@@ -3,6 +3,7 @@ pre-event state, overrides that win over events, config-store updates applied li
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -44,7 +45,7 @@ def test_restore_is_staggered_and_returns_the_pre_event_state(building: str, pla
     assert all(len(r["writes"]) == 1 for r in restores)
     assert all(list(r["writes"].values()) == [True] for r in restores)
     times = sorted(r["ts"] for r in restores)
-    assert all(b - a >= spacing - 1e-6 for a, b in zip(times, times[1:])), times
+    assert all(b - a >= spacing - 1e-6 for a, b in itertools.pairwise(times)), times
     assert not enabled(platform, "EV_Charger_enabled")
     assert enabled(platform, "Lighting_enabled")
 

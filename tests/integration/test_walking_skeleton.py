@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from ven_common.contract import event_command, restore_command
+
 from tests.support.backend import Backend
 from tests.support.system import Platform, wait_until
 from tests.support.ven_checks import THING, TOPICS, cid, enabled, handled_so_far, restore_idle, wait_readings
-from ven_common.contract import event_command, restore_command
 
 pytestmark = pytest.mark.platform
 
