@@ -94,11 +94,26 @@ def _event_view(event: dict[str, Any]) -> dict[str, Any]:
             "revision": event["revision"]}
 
 
-def create_app(  # noqa: C901 - FastAPI routes are closures here; each one is small, mccabe sums them
+def _patched_fields(body: EventPatch) -> dict[str, Any]:
+    """The store's columns a PATCH sets: only the fields it carries, times as epoch seconds."""
+    given = {"ven_ids": body.venIds, "shed_kw": body.shed_kw, "status": body.status,
+             "start_ts": None if body.startTime is None else _epoch(body.startTime),
+             "end_ts": None if body.endTime is None else _epoch(body.endTime)}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def create_app(
     store: Store, *, mqtt_connected: Callable[[], bool], fresh_sec: float, clock: Callable[[], float] = time.time
 ) -> FastAPI:
     app = FastAPI(title="VEN local backend", version="0.1.0")
+    _ven_routes(app, store, mqtt_connected, fresh_sec, clock)
+    _event_routes(app, store, clock)
+    _record_routes(app, store)
+    return app
 
+
+def _ven_routes(app: FastAPI, store: Store, mqtt_connected: Callable[[], bool], fresh_sec: float,
+                clock: Callable[[], float]) -> None:
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "mqtt_connected": mqtt_connected(), "vens": len(store.vens()),
@@ -118,6 +133,8 @@ def create_app(  # noqa: C901 - FastAPI routes are closures here; each one is sm
         now = clock()
         return [_ven_view(v, now, fresh_sec) for v in store.vens()]
 
+
+def _event_routes(app: FastAPI, store: Store, clock: Callable[[], float]) -> None:
     @app.post("/api/events/", status_code=201)
     def create_event(body: EventIn) -> dict[str, Any]:
         event_id = body.event_id or f"evt-{uuid.uuid4().hex[:12]}"
@@ -136,17 +153,7 @@ def create_app(  # noqa: C901 - FastAPI routes are closures here; each one is sm
         event = store.event(event_id)
         if event is None:
             raise HTTPException(404, f"no event {event_id!r}")
-        fields: dict[str, Any] = {}
-        if body.venIds is not None:
-            fields["ven_ids"] = body.venIds
-        if body.shed_kw is not None:
-            fields["shed_kw"] = body.shed_kw
-        if body.startTime is not None:
-            fields["start_ts"] = _epoch(body.startTime)
-        if body.endTime is not None:
-            fields["end_ts"] = _epoch(body.endTime)
-        if body.status is not None:
-            fields["status"] = body.status
+        fields = _patched_fields(body)
         if fields.get("end_ts", event["end_ts"]) <= fields.get("start_ts", event["start_ts"]):
             raise HTTPException(422, "endTime must be after startTime")
         updated = store.update_event(event_id, clock(), **fields)
@@ -160,6 +167,10 @@ def create_app(  # noqa: C901 - FastAPI routes are closures here; each one is sm
         updated = store.update_event(event_id, clock(), status="cancelled")
         assert updated is not None
         return _event_view(updated)
+
+
+def _record_routes(app: FastAPI, store: Store) -> None:
+    """What the backend received: readings, rejected messages, acks, the commands it dispatched."""
 
     @app.get("/api/readings")
     def readings(venId: str | None = None, limit: Annotated[int, Query(ge=1, le=100_000)] = 100) -> list[dict[str, Any]]:
@@ -176,5 +187,3 @@ def create_app(  # noqa: C901 - FastAPI routes are closures here; each one is sm
     @app.get("/api/dispatches")
     def dispatches(event_id: str | None = None) -> list[dict[str, Any]]:
         return store.dispatches(event_id)
-
-    return app
