@@ -76,6 +76,7 @@ class CircuitTracker:
     meter_ts: float | None = None
     has_meter: bool = False
     stale_after_sec: float = 5.0
+    _by_device: tuple[dict[str, CircuitConfig], dict[str, list[str]]] | None = field(default=None, repr=False)
 
     @classmethod
     def for_config(cls, circuits: Iterable[CircuitConfig], has_meter: bool,
@@ -172,7 +173,18 @@ class CircuitTracker:
         return not self.has_meter or (self.meter_ts is not None and now - self.meter_ts <= self.stale_after_sec)
 
     def stale_circuits(self, now: float) -> list[str]:
-        return [name for name in self.states if not self.circuit_fresh(now, name)]
+        # Inline, not circuit_fresh() per name: called a few times per driver publish, over every circuit.
+        limit = self.stale_after_sec
+        return [name for name, s in self.states.items() if s.seen_ts is None or now - s.seen_ts > limit]
+
+    def by_device(self) -> dict[str, list[str]]:
+        """Circuit names per driver device, in config order (recomputed only after a reconfigure)."""
+        if self._by_device is None or self._by_device[0] is not self.configs:
+            grouped: dict[str, list[str]] = {}
+            for name, cfg in self.configs.items():
+                grouped.setdefault(cfg.device, []).append(name)
+            self._by_device = (self.configs, grouped)
+        return self._by_device[1]
 
     def fresh(self, now: float) -> bool:
         """Every circuit (and the meter) read within ``stale_after_sec``: decisions may use the data."""

@@ -48,14 +48,13 @@ class DeviceHealth:
     def faults(self, now: float, tracker: CircuitTracker, meter_device: str | None) -> list[DeviceFault]:
         if self._born is None:
             self._born = now
-        devices: dict[str, list[str]] = {}
-        for name, cfg in tracker.configs.items():
-            devices.setdefault(cfg.device, []).append(name)
-        if meter_device is not None:
-            devices.setdefault(meter_device, [])
+        devices = tracker.by_device()
+        if meter_device is not None and meter_device not in devices:
+            devices = {**devices, meter_device: []}
+        stale_now = set(tracker.stale_circuits(now))
         out = []
         for device, names in devices.items():
-            stale = [n for n in names if not tracker.circuit_fresh(now, n)]
+            stale = [n for n in names if n in stale_now] if stale_now else []
             meter_stale = device == meter_device and not tracker.meter_fresh(now)
             if (stale or meter_stale) and now - self._born >= self.grace_sec:
                 seen = [tracker.states[n].seen_ts for n in names] + ([tracker.meter_ts] if device == meter_device else [])
