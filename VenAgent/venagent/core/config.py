@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -106,8 +107,10 @@ class VenConfig(BaseModel):
     def circuit(self, name: str) -> CircuitConfig | None:
         return self.circuits_by_name.get(name)
 
-    @property
+    @cached_property
     def circuits_by_name(self) -> dict[str, CircuitConfig]:
+        # Built once per (frozen) config: the shells look a circuit up for every point of every
+        # driver publish, and rebuilding it per lookup cost O(circuits) each time.
         return {c.name: c for c in self.circuits}
 
 
