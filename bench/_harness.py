@@ -42,7 +42,7 @@ from ven_common.contract import MqttTopics  # noqa: E402
 
 from tests.support.broker import LocalBroker, free_port  # noqa: E402
 from tests.support.device import PanelDevice  # noqa: E402
-from tests.support.system import Platform, wait_until  # noqa: E402
+from tests.support.system import Platform, SystemError_, wait_until  # noqa: E402
 
 THING = "volttron_thing"
 TOPICS = MqttTopics(THING)
@@ -316,8 +316,8 @@ class BenchSystem:
                                str(wiring / f"u{unit:02d}.config"))
         self.platform.vctl("config", "store", "ven.agent", "config", str(wiring / "ven-agent.json"))
         want = len(self.campus_circuits)
-        wait_until(lambda: len(self.rpc("ven.agent", "get_status").get("circuits") or []) == want, 60, 1.0,
-                   f"the VEN to take the campus's {want} circuits")
+        wait_until(lambda: len(self.rpc("ven.agent", "get_status").get("circuits") or []) == want, 90, 1.0,
+                   f"the VEN to take the campus's {want} circuits", retry_on=(SystemError_,))
         log(f"campus wired: {want} circuits on {self.campus[1]} Modbus unit id(s)")
 
     def rpc(self, peer: str, method: str, *args: Any, timeout: float = 30) -> Any:

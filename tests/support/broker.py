@@ -53,11 +53,11 @@ class LocalBroker:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
-    @property
     def pid(self) -> int | None:
         """The mosquitto process, while one was started."""
         return self._proc.pid if self._proc is not None else None
 
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
