@@ -29,6 +29,13 @@ from venagent.web import MeteringRing  # noqa: E402
 T0 = 1_760_000_000.0
 
 
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def config(n: int) -> VenConfig:
     circuits = [{"name": f"C{i:03d}", "device": f"campus/building/u{i // 25 + 1:02d}", "enable_point": f"C{i:03d}_on",
                  "power_point": f"C{i:03d}_kw", "rated_kw": 1.0 + (i % 7), "priority": i % 9, "critical": i % 10 == 9}
@@ -77,19 +84,21 @@ def main() -> int:
                 if topic == "ven/metering":
                     ring.add(message, None)
             if (t - T0) % 600 < 1:
-                marks.append(((t - T0) / 3600, tracemalloc.get_traced_memory()[0]))
+                marks.append(((t - T0) / 3600, tracemalloc.get_traced_memory()[0], rss_kb()))
             if hour_snap is None and t - T0 >= 3600:
                 hour_snap = tracemalloc.take_snapshot()
             t += 1.0
         final = tracemalloc.take_snapshot()
         print(f"{a.circuits} circuits, {a.hours:g} simulated hours, {events} events, journal last seq {journal.last_seq}")
-        print("hour   Python heap (KiB)")
-        for hour, size in marks:
-            print(f"{hour:5.2f}  {size / 1024:10.1f}")
+        print("hour   Python heap (KiB)   process RSS (KiB, with tracemalloc's own)")
+        for hour, size, rss in marks:
+            print(f"{hour:5.2f}  {size / 1024:17.1f}   {rss:10d}")
         if hour_snap is not None:
             print("largest growth after the first hour (allocation site, KiB):")
-            for stat in final.compare_to(hour_snap, "lineno")[:8]:
-                print(f"  {stat.size_diff / 1024:+9.1f}  {stat.traceback[0]}")
+            for stat in final.compare_to(hour_snap, "traceback")[:4]:
+                print(f"  {stat.size_diff / 1024:+9.1f}  " + " <- ".join(
+                    f"{Path(f.filename).name}:{f.lineno}" for f in reversed(stat.traceback) if "python3" not in f.filename
+                )[:300])
     return 0
 
 

@@ -23,13 +23,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import os
 import shutil
 import time
-from collections import deque
+from array import array
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 from urllib.parse import parse_qs
 
 import gevent
@@ -59,26 +60,53 @@ def vendor_dir() -> Path:
 
 
 class MeteringRing:
-    """The last hour of readings as compact rows: [ts, power, baseline, shed, target, event_id]."""
+    """The last hour of readings as compact rows: [ts, power, baseline, shed, target, event_id].
+
+    Stored in columns allocated once (doubles, NaN for "none"), so the agent's memory does not grow
+    while the hour fills: a deque of row lists grew it by ~1 MB in its first hour."""
+
+    _COLUMNS = 5   # ts, power, baseline, shed, target
 
     def __init__(self, size: int = RING_SIZE) -> None:
-        self.rows: deque[list[Any]] = deque(maxlen=size)
+        self.size = size
+        self._cols = [array("d", [math.nan]) * size for _ in range(self._COLUMNS)]
+        self._events: list[str | None] = [None] * size
+        self._next = 0
+        self._count = 0
 
     def add(self, reading: dict[str, Any], requested_kw: float | None) -> None:
         ts, power, shed = reading.get("ts"), reading.get("power_kw"), reading.get("shed_kw")
-        if not isinstance(ts, (int, float)) or not isinstance(power, (int, float)):
+        if not _number(ts) or not _number(power):
             return
         event = reading.get("active_event")
         target = None
-        if event and requested_kw is not None and isinstance(shed, (int, float)):
+        if event and requested_kw is not None and _number(shed):
             # The event's M&V baseline is power + shed; the target is that minus the request.
             target = round(power + shed - requested_kw, 3)
-        self.rows.append([round(ts, 3), power, reading.get("baseline_kw"), shed, target, event])
+        i = self._next
+        for col, value in zip(self._cols, (round(ts, 3), power, reading.get("baseline_kw"), shed, target), strict=True):
+            col[i] = float(value) if _number(value) else math.nan
+        self._events[i] = str(event) if event else None
+        self._next = (i + 1) % self.size
+        self._count = min(self._count + 1, self.size)
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        """Oldest first."""
+        start = (self._next - self._count) % self.size
+        return [self._row((start + k) % self.size) for k in range(self._count)]
+
+    def _row(self, i: int) -> list[Any]:
+        return [None if math.isnan(col[i]) else col[i] for col in self._cols] + [self._events[i]]
 
     def since(self, ts: float | None) -> list[list[Any]]:
         if ts is None:
-            return list(self.rows)
+            return self.rows
         return [r for r in self.rows if r[0] > ts]
+
+
+def _number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class WebHost(Protocol):
