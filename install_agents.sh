@@ -21,6 +21,10 @@ case "$VEN_BUILDING" in
 esac
 VEN_DEVICES="${VEN_DEVICES:-$VEN_BUILDING}"
 PANEL_PORT="${PANEL_PORT:-5020}"
+# A building wired elsewhere (python -m building_device.campus --out DIR writes one): its
+# driver-configs.tsv lists the driver's registries and device configs to store (name, file, csv|json),
+# and its ven-agent.json is the VEN's config. It replaces the building's own device and circuits.
+VEN_WIRING="${VEN_WIRING:-}"
 
 die() { printf 'install_agents.sh: error: %s\n' "$*" >&2; exit 1; }
 # vctl (rc38) prints gevent "Exception ignored" tracebacks at exit even on success: show its
@@ -90,6 +94,11 @@ if [ "$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"
     fi
     CHANGED+=("npm install uplot@$UPLOT_VERSION")
 fi
+if [ -n "$VEN_WIRING" ]; then
+    [ -f "$VEN_WIRING/driver-configs.tsv" ] && [ -f "$VEN_WIRING/ven-agent.json" ] \
+        || die "VEN_WIRING=$VEN_WIRING has no driver-configs.tsv and ven-agent.json: write it with python -m building_device.campus --out DIR"
+    VEN_DEVICES="$VEN_DEVICES modbus"
+fi
 if [[ " $VEN_DEVICES " == *" modbus "* ]] && ! lib_registered volttron-lib-modbus-driver; then
     # pip-installed with the venv (requirements.txt): this only registers it with the platform.
     quiet vctl install-lib volttron-lib-modbus-driver==0.2.1rc1
@@ -122,7 +131,15 @@ if [[ " $VEN_DEVICES " == *" simbuilding "* ]]; then
     store_config platform.driver simbuilding.csv "$HERE/config/driver/simbuilding.csv" --csv
     store_config platform.driver "devices/campus/building/sim" "$rendered/sim.config"
 fi
-if [[ " $VEN_DEVICES " == *" modbus "* ]]; then
+if [ -n "$VEN_WIRING" ]; then
+    # Registries first: a device config names its registry (config://...), which must exist.
+    while IFS=$'\t' read -r name file kind; do
+        [ -n "$name" ] || continue
+        store_config platform.driver "$name" "$VEN_WIRING/$file" $([ "$kind" = csv ] && echo --csv)
+    done < "$VEN_WIRING/driver-configs.tsv"
+    python -c 'import json, sys; c = json.load(open(sys.argv[1])); c["thing_name"] = sys.argv[2]; json.dump(c, open(sys.argv[3], "w"), indent=2)' \
+        "$VEN_WIRING/ven-agent.json" "$THING" "$rendered/ven-agent.json"
+elif [[ " $VEN_DEVICES " == *" modbus "* ]]; then
     store_config platform.driver panel.csv "$HERE/config/driver/panel.csv" --csv
     store_config platform.driver "devices/campus/building/panel" "$rendered/panel.config"
 fi

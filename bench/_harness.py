@@ -287,12 +287,13 @@ class BenchSystem:
             log(f"platform up at {self.platform.vhome}; installing the VEN's agents on the {self.building} building")
             self.platform.install_agents(self.broker.pki.root, self.broker.port, panel_port=self.panel.port,
                                          building=self.building, devices=self.building,
-                                         extra_operators=" ".join(self.probes))
+                                         extra_operators=" ".join(self.probes),
+                                         wiring=None if self.campus is None else self.root / "campus")
             for identity in self.probes:
                 self.platform.vctl("install", str(PROBE_DIR), "--vip-identity", identity, "--start",
                                    timeout=300)
             if self.campus is not None:
-                self._wire_campus()
+                self._await_campus()
             for identity in ("platform.driver", "ven.agent", "ven.bridge", *self.probes):
                 wait_until(lambda i=identity: self.platform.agent_running(i), 60, 1.0, f"{identity} running")
             wait_until(lambda: self.rpc("ven.bridge", "get_status").get("connected"), 60, 1.0,
@@ -303,18 +304,9 @@ class BenchSystem:
             raise
         return self
 
-    def _wire_campus(self) -> None:
-        """The driver's devices and the VEN's circuits become the campus's (the panel's device goes)."""
-        assert self.platform is not None and self.root is not None and self.campus is not None
-        wiring = self.root / "campus"
-        self.platform.vctl("config", "delete", "platform.driver", "devices/campus/building/panel", check=False)
-        for unit in range(1, self.campus[1] + 1):
-            self.platform.vctl("config", "store", "platform.driver", f"u{unit:02d}.csv", str(wiring / f"u{unit:02d}.csv"),
-                               "--csv")
-        for unit in range(1, self.campus[1] + 1):
-            self.platform.vctl("config", "store", "platform.driver", f"devices/campus/building/u{unit:02d}",
-                               str(wiring / f"u{unit:02d}.config"))
-        self.platform.vctl("config", "store", "ven.agent", "config", str(wiring / "ven-agent.json"))
+    def _await_campus(self) -> None:
+        """install_agents.sh stored the campus (VEN_WIRING): wait until the VEN runs with all of it."""
+        assert self.campus is not None
         want = len(self.campus_circuits)
         wait_until(lambda: len(self.rpc("ven.agent", "get_status").get("circuits") or []) == want, 90, 1.0,
                    f"the VEN to take the campus's {want} circuits", retry_on=(SystemError_,))

@@ -10,6 +10,8 @@ Writes, into DIR, what a campus needs on both sides of the wire:
 * ``uNN.config``: the driver's device config for ``devices/campus/building/uNN``.
 * ``ven-agent.json``: the VEN's config with every circuit.
 * ``device-args.txt``: the ``--registry FILE:UNIT`` arguments of ``python -m building_device``.
+* ``driver-configs.tsv``: what to store in ``platform.driver``'s config store, in order (config name,
+  file, ``csv`` or ``json``); ``VEN_WIRING=DIR ./install_agents.sh`` stores it and the VEN's config.
 
 The circuits are deterministic (a seed is not needed): kinds cycle through a realistic mix, their
 ratings and shed priorities follow from the kind, and every tenth circuit is critical lighting,
@@ -119,6 +121,7 @@ def write(out: Path, total: int, devices: int, panel_port: int, base: dict[str, 
     members = circuits(total, devices)
     out.mkdir(parents=True, exist_ok=True)
     args = []
+    manifest: list[str] = []
     for unit in range(1, devices + 1):
         on_unit = [c for c in members if c.unit == unit]
         csv_name = f"u{unit:02d}.csv"
@@ -128,8 +131,11 @@ def write(out: Path, total: int, devices: int, panel_port: int, base: dict[str, 
             w.writerows(registry_rows(unit, on_unit, with_meter=unit == 1))
         (out / f"u{unit:02d}.config").write_text(json.dumps(device_config(unit, panel_port, csv_name), indent=2) + "\n")
         args += ["--registry", f"{out / csv_name}:{unit}"]
+        manifest.insert(unit - 1, f"{csv_name}\t{csv_name}\tcsv")   # every registry before any device config
+        manifest.append(f"devices/{device_topic(unit)}\tu{unit:02d}.config\tjson")
     (out / "ven-agent.json").write_text(json.dumps(ven_config(members, base), indent=2) + "\n")
     (out / "device-args.txt").write_text(" ".join(args) + "\n")
+    (out / "driver-configs.tsv").write_text("".join(line + "\n" for line in manifest))
     return members
 
 

@@ -107,10 +107,13 @@ class Platform:
 
     def install_agents(self, certs: Path, broker_port: int, panel_port: int, building: str = "modbus",
                        devices: str = "simbuilding modbus", extra_operators: str = "",
-                       backend_url: str | None = None) -> None:
+                       backend_url: str | None = None, wiring: Path | None = None) -> None:
+        """``wiring``: a building written by ``building_device.campus`` instead of the default one."""
         env = dict(self.env, VEN_CERTS=str(certs), BROKER_PORT=str(broker_port), IOT_PORT=str(broker_port),
                    PANEL_PORT=str(panel_port), VEN_BUILDING=building, VEN_DEVICES=devices,
                    VEN_EXTRA_OPERATORS=extra_operators)
+        if wiring is not None:
+            env["VEN_WIRING"] = str(wiring)
         if backend_url:
             env["BACKEND_URL"] = backend_url
         env.pop("IOT_ENDPOINT", None)

@@ -58,6 +58,11 @@ def test_written_wiring_is_one_diagram_for_driver_device_and_ven(tmp_path: Path)
     assert all(rated[c.name] == c.rated_kw for c in cfg.circuits)
     args = (tmp_path / "device-args.txt").read_text().split()
     assert args == ["--registry", f"{tmp_path}/u01.csv:1", "--registry", f"{tmp_path}/u02.csv:2"]
+    # What install_agents.sh stores (VEN_WIRING): every registry before the device configs naming them.
+    manifest = [line.split("\t") for line in (tmp_path / "driver-configs.tsv").read_text().splitlines()]
+    assert manifest == [["u01.csv", "u01.csv", "csv"], ["u02.csv", "u02.csv", "csv"],
+                        ["devices/campus/building/u01", "u01.config", "json"],
+                        ["devices/campus/building/u02", "u02.config", "json"]]
 
 
 def test_campus_meter_sees_every_unit(tmp_path: Path) -> None:
