@@ -165,62 +165,76 @@ def reading_circuits(reading: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in reading.get("circuits") or [] if isinstance(c, dict) and "name" in c}
 
 
+def claimed_shed(system: BenchSystem) -> set[str]:
+    """What the VEN says it holds shed (its status over RPC, as an operator reads it)."""
+    status = system.rpc("ven.agent", "get_status") or {}
+    return set((status.get("active_event") or {}).get("shed_circuits") or [])
+
+
+def shed_problems(when: str, off: set[str], claimed: set[str], critical: set[str]) -> list[str]:
+    out = []
+    if not off:
+        out.append(f"{when}: no relay is off at the gateway")
+    if critical & off:
+        out.append(f"{when}: critical circuits shed: {sorted(critical & off)}")
+    if claimed != off:   # the VEN's status must be what the devices show
+        out.append(f"{when}: the VEN's shed list differs from the gateway: only the VEN {sorted(claimed - off)[:5]}, "
+                   f"only the gateway {sorted(off - claimed)[:5]}")
+    return out
+
+
 def correctness(system: BenchSystem, client: MqttClient, be: Backend, gw: Gateway, shed_kw: float, hold: int,
                 spacing: float, jitter: float) -> dict[str, Any]:
-    problems: list[str] = []
+    """Shed, hold and staggered restore of one event, judged at the gateway and on the metering topic."""
     critical = {c.name for c in system.campus_circuits if c.critical}
     before = gw.relays()
+    was_on = {n for n, on in before.items() if on}
     pre = reading_circuits(be.last_reading())
+    base = be.recent_power()
     cid, t0, _ = send_event(client, "ok", shed_kw, hold)
     got = be.ack(cid, 30)
     if got is None:
         return {"ok": False, "problems": ["no ack within 30 s"]}
-    ack = got[1]
-    if ack.get("status") != "accepted":
-        problems.append(f"ack {ack.get('status')}: {ack.get('reason')}")
-    during = gw.relays()
-    off = sorted(n for n, on in during.items() if not on and before.get(n))
-    if not off:
-        problems.append("no relay went off at the gateway")
-    if critical & set(off):
-        problems.append(f"critical circuits shed: {sorted(critical & set(off))}")
-    # What the VEN says it shed must be what the gateway shows off (and was on before).
-    claimed = set(((system.rpc("ven.agent", "get_status") or {}).get("active_event") or {}).get("shed_circuits") or [])
-    if claimed != set(off):
-        problems.append(f"the VEN's shed list differs from the gateway: only the VEN {sorted(claimed - set(off))[:5]}, "
-                        f"only the gateway {sorted(set(off) - claimed)[:5]}")
+    ack_ns, ack = got
+    problems = [] if ack.get("status") == "accepted" else [f"ack {ack.get('status')}: {ack.get('reason')}"]
+    off = {n for n, on in gw.relays().items() if not on and n in was_on}
+    problems += shed_problems("after the ack", off, claimed_shed(system), critical)
     pre_kw = sum(float(pre.get(n, {}).get("current_kw") or 0.0) for n in off)
     if pre_kw < 0.98 * shed_kw and not ack.get("shortfall_kw"):
         problems.append(f"shed circuits drew {pre_kw:.1f} kW before < {shed_kw:.1f} kW asked, and no shortfall named")
-    seen = be.wait(lambda r: r.get("active_event") and {n for n, c in reading_circuits(r).items()
-                                                        if c.get("enabled") is False} >= set(off), t0, 10)
-    if seen is None:
+    if be.wait(lambda r: r.get("active_event") and {n for n, c in reading_circuits(r).items()
+                                                    if c.get("enabled") is False} >= off, t0, 10) is None:
         problems.append("metering never showed the shed circuits off")
-    time.sleep(max(0.0, t0 / 1e9 + hold / 2 - time.perf_counter()))   # halfway through the event
-    held = gw.relays()
-    if any(held[n] for n in off):
-        problems.append(f"hold: {sorted(n for n in off if held[n])} came back during the event")
-    # Restore: poll the relays until every shed circuit is back; when did each one come on?
+    # Hold: the loop may shed more or give one back as loads drift; what the VEN claims must still
+    # be what the gateway shows, and the power must stay down by the request.
+    time.sleep(max(0.0, t0 / 1e9 + hold / 2 - time.perf_counter()))
+    off_half = {n for n, on in gw.relays().items() if not on and n in was_on}
+    problems += shed_problems("halfway", off_half, claimed_shed(system), critical)
+    with be.lock:
+        held = [r["power_kw"] for t, _, r, _ in be.readings if t >= ack_ns + 3e9 and isinstance(r.get("power_kw"), float)]
+    least = base - max(held) if held else None
+    if least is None or least < 0.9 * shed_kw:
+        problems.append(f"hold: the shed fell to {least} kW (< 90 % of {shed_kw} kW)")
+    # Restore: every circuit that was on comes back, one at a time, no two closer than the spacing.
+    end = t0 / 1e9 + hold
     came_on: dict[str, float] = {}
-    # A restore step runs on the VEN's 0.5 s tick: real gaps are spacing to spacing + 0.5 s.
-    deadline = time.monotonic() + hold + len(off) * (spacing + 0.5) + jitter + 20
-    while len(came_on) < len(off) and time.monotonic() < deadline:
-        now = time.monotonic()
-        state = gw.relays()
-        for n in off:
-            if n not in came_on and state[n]:
-                came_on[n] = now
+    state = gw.relays()
+    deadline = end + len(off_half) * (spacing + 0.5) + jitter + 20   # a step runs on the VEN's 0.5 s tick
+    while time.perf_counter() < deadline and (time.perf_counter() < end or any(not state[n] for n in was_on)):
         time.sleep(0.1)
-    if len(came_on) < len(off):
-        problems.append(f"restore: {len(off) - len(came_on)} of {len(off)} never came back")
+        now, state_before, state = time.perf_counter(), state, gw.relays()
+        came_on.update({n: now for n in was_on if state[n] and not state_before[n] and now > end})
+    still_off = sorted(n for n in was_on if not state[n])
+    if still_off:
+        problems.append(f"restore: {len(still_off)} circuits never came back: {still_off[:5]}")
     times = sorted(came_on.values())
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    # Polled every ~0.1 s plus a read of every unit: a gap may look up to one poll shorter.
-    poll = 0.1 + 0.005 * len(gw.by_unit)
+    poll = 0.1 + 0.005 * len(gw.by_unit)   # a gap may look up to one poll shorter than it was
     if gaps and min(gaps) < spacing - poll - 0.05:
         problems.append(f"restore: two circuits came back {min(gaps):.2f} s apart (< spacing {spacing} s)")
-    return {"ok": not problems, "problems": problems, "shed_circuits": len(off), "shed_pre_kw": round(pre_kw, 2),
-            "actual_shed_kw": ack.get("actual_shed_kw"), "requested_kw": shed_kw,
+    return {"ok": not problems, "problems": problems, "shed_circuits": len(off), "shed_halfway": len(off_half),
+            "shed_pre_kw": round(pre_kw, 2), "actual_shed_kw": ack.get("actual_shed_kw"), "requested_kw": shed_kw,
+            "least_shed_held_kw": None if least is None else round(least, 2), "restored": len(times),
             "restore_gap_min_s": round(min(gaps), 3) if gaps else "n/a (one circuit)",
             "restore_span_s": round(times[-1] - times[0], 2) if times else None}
 
