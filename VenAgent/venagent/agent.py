@@ -37,7 +37,7 @@ from ven_common.contract import (
 
 from venagent import driver_io, proxy_reaper
 from venagent.bus_publish import CachedAuthPublisher
-from venagent.core import Effects, VenConfig, VenCoreError, VenEngine, VenStore
+from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
 from venagent.core.config import apply_desired_settings
 from venagent.journal import Journal
 from venagent.page_host import PageHost
@@ -47,6 +47,9 @@ _log = logging.getLogger(__name__)
 __version__ = "0.1.0"
 
 TICK_SEC = 0.5
+# How long a poll round's publishes are held for the devices still to come: platform-driver
+# publishes every device of a 1 s poll within a few ms of the others.
+COALESCE_SEC = 0.1
 REAP_SEC = 5.0
 
 # State-changing RPCs: only identities granted them (install_agents.sh: the bridge, the operator
@@ -61,6 +64,10 @@ class VenAgent(Agent):
         self._config: VenConfig | None = None
         self._engine: VenEngine | None = None
         self._devices: dict[str, list[str]] = {}
+        # A poll round's /all publishes, held until every device of the building has published
+        # (or COALESCE_SEC passed): one driver last() and one engine step per round, not per device.
+        self._round: dict[str, Mapping[str, Any]] = {}
+        self._round_timer: gevent.Greenlet | None = None
         # The operator's page (venagent/web.py); off without platform.web. volttron-core rc38's
         # Agent has no vip.web: the agent builds the web subsystem itself (it exports route.callback).
         self._web = VenWeb(PageHost(self), WebSubSystem(self, self.core, self.vip.rpc))
@@ -178,20 +185,44 @@ class VenAgent(Agent):
         if self._engine is None or self._config is None or not topic.endswith("/all"):
             return
         device = topic[len("devices/"):-len("/all")]
-        names = self._devices.get(device)
         meter = self._config.meter
-        if names is None and (meter is None or meter.device != device):
+        if device not in self._devices and (meter is None or meter.device != device):
             return
         values = message[0] if isinstance(message, list) and message else message
         if not isinstance(values, dict):
             return
-        # The publish is the clock; what the driver last read (value and time together) is the data.
-        read = driver_io.read_points(self._driver_call, device)
-        samples, meter_kw, meter_ts = driver_io.samples_of(self._config, device, names or (), read, values)
+        self._round[device] = values
+        if self._round_devices() <= set(self._round):
+            self._take_round()   # the whole building reported (a one-device building: at once)
+        elif self._round_timer is None:
+            self._round_timer = gevent.spawn_later(COALESCE_SEC, self._take_round)
+
+    def _round_devices(self) -> set[str]:
+        meter = None if self._config is None else self._config.meter
+        return set(self._devices) | ({meter.device} if meter is not None else set())
+
+    def _take_round(self) -> None:
+        """The publishes held for this poll round become one step of the engine. The publish is the
+        clock; what the driver last read (value and time together) is the data."""
+        timer, self._round_timer = self._round_timer, None
+        if timer is not None and timer is not gevent.getcurrent():
+            timer.kill(block=False)
+        held, self._round = self._round, {}
+        if not held or self._engine is None or self._config is None:
+            return
         try:
+            read = driver_io.read_devices(self._driver_call, sorted(held))
+            samples: dict[str, CircuitSample] = {}
+            meter_kw = meter_ts = None
+            for device, values in held.items():
+                part, kw, ts = driver_io.samples_of(self._config, device, self._devices.get(device, ()), read[device],
+                                                    values)
+                samples.update(part)
+                if self._config.meter is not None and device == self._config.meter.device:
+                    meter_kw, meter_ts = kw, ts
             self._apply(self._engine.on_readings(time.time(), samples, meter_kw, meter_ts), reason="readings")
-        except (Exception, gevent.Timeout):  # noqa: BLE001
-            _log.exception("handling readings from %s failed", topic)
+        except (Exception, gevent.Timeout):  # noqa: BLE001 - the next round is another chance
+            _log.exception("handling the readings of %s failed", ", ".join(sorted(held)))
 
     def _driver_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return self.vip.rpc.call(DRIVER_IDENTITY, method, *args, **kwargs)

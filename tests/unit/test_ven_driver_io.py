@@ -78,3 +78,22 @@ def test_read_back_asks_the_power_points_and_the_meter_and_stamps_the_asking_tim
     if cfg.meter is not None:
         assert meter_ts is not None
     assert driver_io.read_back(lambda *a, **k: Answer(error=RuntimeError("x")), cfg, {"Heater": False}) == ({}, None, None)
+
+
+def test_a_poll_round_of_many_devices_is_one_last_call_split_by_device() -> None:
+    asked: list[dict[str, Any]] = []
+
+    def call(method: str, *args: Any, **kwargs: Any) -> Answer:
+        asked.append(kwargs)
+        stamp = "2026-01-01T00:00:00+00:00"
+        return Answer({"devices/campus/building/u01/A_kw": {"value": 1.5, "updated": stamp},
+                       "devices/campus/building/u02/B_kw": {"value": 2.5, "updated": stamp},
+                       "devices/campus/building/u03/C_kw": {"value": 9.9, "updated": stamp}})   # not asked for
+
+    got = driver_io.read_devices(call, ["campus/building/u01", "campus/building/u02"])
+    assert asked == [{"topic": "devices/campus/building", "value": True, "updated": True}]
+    assert got == {"campus/building/u01": {"A_kw": (1.5, 1767225600.0)},
+                   "campus/building/u02": {"B_kw": (2.5, 1767225600.0)}}
+    silent = driver_io.read_devices(lambda *a, **k: Answer(error=RuntimeError("gone")), ["a/x", "a/y"])
+    assert silent == {"a/x": {}, "a/y": {}}
+    assert driver_io.common_prefix([["a", "b", "c"], ["a", "b"], ["a", "x"]]) == ["a"]
