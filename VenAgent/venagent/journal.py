@@ -22,6 +22,9 @@ from typing import Any
 
 # Old entries are deleted in batches: one DELETE per this many appends.
 TRIM_EVERY = 500
+# And the file holds at most this much message text: an hour of a 500-circuit campus's readings
+# (~30 KB each) would otherwise be ~220 MB. The newest entries are kept.
+MAX_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,12 @@ class JournalEntry:
 
 
 class Journal:
-    def __init__(self, capacity: int = 7200, epoch: str | None = None, path: str | None = None) -> None:
+    def __init__(self, capacity: int = 7200, epoch: str | None = None, path: str | None = None,
+                 max_bytes: int = MAX_BYTES) -> None:
         # One hour of 1 Hz metering plus the events around it.
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self._floor = 0   # entries at or below this seq were trimmed for size
         self.epoch = epoch or uuid.uuid4().hex
         db = sqlite3.connect(path or ":memory:", isolation_level=None, check_same_thread=False)
         if path is not None:
@@ -71,15 +77,24 @@ class Journal:
         db.execute("INSERT OR REPLACE INTO journal (seq, topic, message) VALUES (?, ?, ?)",
                    (self._seq, topic, json.dumps(message, default=str)))
         if self._seq % TRIM_EVERY == 0:
-            db.execute("DELETE FROM journal WHERE seq <= ?", (self._seq - self.capacity,))
+            self._trim(db)
         return self._seq
+
+    def _trim(self, db: sqlite3.Connection) -> None:
+        db.execute("DELETE FROM journal WHERE seq <= ?", (self._seq - self.capacity,))
+        # The newest entries whose text fits max_bytes stay (a window sum from the newest down).
+        over = db.execute("SELECT seq FROM (SELECT seq, SUM(LENGTH(message)) OVER (ORDER BY seq DESC) AS total "
+                          "FROM journal) WHERE total > ? ORDER BY seq DESC LIMIT 1", (self.max_bytes,)).fetchone()
+        if over is not None:
+            self._floor = max(self._floor, int(over[0]))
+            db.execute("DELETE FROM journal WHERE seq <= ?", (self._floor,))
 
     def since(self, epoch: str | None, after_seq: int, limit: int = 2000) -> dict[str, Any]:
         """Entries after ``after_seq`` of ``epoch``; a different epoch means "from the start".
         Only the last ``capacity`` entries count as kept (the file may hold a few more until trimmed)."""
         db = self._conn()
         start = after_seq if epoch == self.epoch else 0
-        kept_from = self._seq - self.capacity   # entries at or below this are gone
+        kept_from = max(self._seq - self.capacity, self._floor)   # entries at or below this are gone
         rows = db.execute("SELECT seq, topic, message FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
                           (max(start, kept_from), max(1, int(limit)))).fetchall()
         first = db.execute("SELECT MIN(seq) FROM journal WHERE seq > ?", (kept_from,)).fetchone()[0]

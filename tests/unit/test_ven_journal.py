@@ -61,3 +61,19 @@ def test_the_file_stays_bounded_and_only_the_last_capacity_entries_count(tmp_pat
     assert not got["complete"]
     tail = j.since(j.epoch, j.last_seq - 10)
     assert tail["complete"] and tail["messages"][-1][2] == {"i": 3 * TRIM_EVERY + 6}
+
+
+def test_the_file_keeps_at_most_max_bytes_of_the_newest_messages(tmp_path) -> None:
+    import sqlite3
+
+    from venagent.journal import TRIM_EVERY
+
+    path = str(tmp_path / "journal.sqlite")
+    j = Journal(capacity=100_000, path=path, max_bytes=50_000)
+    for i in range(2 * TRIM_EVERY):
+        j.append("volttron/metering", {"i": i, "pad": "x" * 190})   # ~200 bytes each
+    size = sqlite3.connect(path).execute("SELECT SUM(LENGTH(message)) FROM journal").fetchone()[0]
+    assert 45_000 < size <= 50_000
+    got = j.since(j.epoch, 0, limit=10_000)
+    assert not got["complete"] and got["messages"][-1][0] == j.last_seq
+    assert j.since(j.epoch, j.last_seq - 5)["complete"]
