@@ -46,6 +46,7 @@ from _harness import (
     wait_until,
     write_results,
 )
+from bench_command_latency import probe_rpc
 from bench_footprint import CLK_TCK, cpu_ticks, protocol_proxies, status_kb
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
@@ -298,7 +299,7 @@ def footprint(system: BenchSystem, be: Backend, window: float) -> dict[str, Any]
 
 def run_size(circuits: int, devices: int, a: argparse.Namespace) -> dict[str, Any]:
     settings = {"restore_spacing_sec": a.spacing, "restore_jitter_sec": a.jitter}
-    with BenchSystem(f"{NAME}-{circuits}", probes=(), keep=a.keep, campus=(circuits, devices),
+    with BenchSystem(f"{NAME}-{circuits}", probes=("bench.probe",), keep=a.keep, campus=(circuits, devices),
                      ven_settings=settings) as system:
         assert system.broker is not None and system.panel is not None
         be = Backend()
@@ -314,6 +315,11 @@ def run_size(circuits: int, devices: int, a: argparse.Namespace) -> dict[str, An
             ok = correctness(system, client, be, gw, shed_kw, a.hold, a.spacing, a.jitter)
             log(f"  correctness: {'ok' if ok['ok'] else ok['problems']}")
             time.sleep(3)
+            # The floor of an ack on this building: one driver set of one relay (to the state it is in).
+            one = next(c for c in system.campus_circuits if not c.critical)
+            log(f"  floor: {a.floor_n} driver sets of {one.name} (to on, as it is)")
+            floor = probe_rpc(system, "platform.driver", "set", [True, [f"devices/{one.device}/{one.point_stem}_enabled"]],
+                              a.floor_n, 5, 200.0)
             log(f"  latency: {a.samples} events")
             rows = latency(client, be, shed_kw, a.samples, restore_wait=30 + circuits * 0.1 * (a.spacing + 0.5))
             log(f"  footprint: {a.window:.0f} s at 1 Hz, no events")
@@ -327,6 +333,7 @@ def run_size(circuits: int, devices: int, a: argparse.Namespace) -> dict[str, An
             client.stop()
     return {"circuits": circuits, "devices": devices, "shed_kw": shed_kw, "rated_kw": round(total, 1),
             "correctness": ok, "ack_ms": summary(r["ack_ms"] for r in rows if r["ack_ms"] is not None),
+            "floor_set_ms": summary(floor),
             "visible_ms": summary(r["visible_ms"] for r in rows if r["visible_ms"] is not None),
             "not_acked_accepted": sum(1 for r in rows if r["status"] != "accepted"),
             "not_visible": sum(1 for r in rows if r["visible_ms"] is None), "footprint": fp,
@@ -340,6 +347,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="5:1,50:2,500:20", help="circuits:devices, comma separated")
     ap.add_argument("--samples", type=int, default=12)
     ap.add_argument("--window", type=float, default=60.0)
+    ap.add_argument("--floor-n", type=int, default=30, help="driver sets timed for the ack's floor")
     ap.add_argument("--hold", type=int, default=16)
     ap.add_argument("--spacing", type=float, default=0.5, help="the VEN's restore_spacing_sec")
     ap.add_argument("--jitter", type=float, default=0.5, help="the VEN's restore_jitter_sec")
@@ -372,7 +380,7 @@ def main() -> int:
         fp = r["footprint"]["processes"]
         agents = {k: v for k, v in fp.items() if k in ("platform.driver", "ven.agent", "ven.bridge")}
         rows.append([f"{r['circuits']} on {r['devices']}", "ok" if r["correctness"]["ok"] else "FAILED",
-                     r["correctness"].get("shed_circuits"), r["ack_ms"].get("p50"),
+                     r["correctness"].get("shed_circuits"), r["floor_set_ms"].get("p50"), r["ack_ms"].get("p50"),
                      f"{r['ack_ms'].get('p50', 0) / base['ack_ms']['p50']:.2f}x" if base["ack_ms"].get("p50") else "",
                      r["visible_ms"].get("p50"),
                      f"{r['visible_ms'].get('p50', 0) / base['visible_ms']['p50']:.2f}x" if base["visible_ms"].get("p50") else "",
@@ -380,10 +388,16 @@ def main() -> int:
                      r["shadow_docs_summarised"],
                      " ".join(f"{k.split('.')[-1]} {v['cpu_pct']}" for k, v in agents.items()),
                      " ".join(f"{k.split('.')[-1]} {v['rss_mib_max']}" for k, v in agents.items())])
-    print(table(["circuits on units", "shed/hold/restore", "shed circuits", "ack p50 ms", "vs 5", "visible p50 ms",
+    print(table(["circuits on units", "shed/hold/restore", "shed circuits", "floor: 1 set p50 ms", "ack p50 ms", "vs 5",
+                 "visible p50 ms",
                  "vs 5", "not visible", "readings/s", "reading max B", "shadow max B", "shadow summarised",
                  "CPU % (driver agent bridge)", "RSS MiB max (driver agent bridge)"], rows))
     for r in results:
+        ack, floor = r["ack_ms"], r["floor_set_ms"]
+        if ack.get("n") and floor.get("n"):
+            print(f"{r['circuits']} circuits: ack p50 {ack['p50']:.1f} ms = floor p50 {floor['p50']:.1f} ms "
+                  f"{ack['p50'] - floor['p50']:+.1f} ms (aim <= +15 ms); ack p99 {ack['p99']:.1f} ms (aim <= 2000), "
+                  f"floor p99 {floor['p99']:.1f} ms; {ack['n']} events, {floor['n']} sets")
         if not r["correctness"]["ok"]:
             print(f"{r['circuits']} circuits: {r['correctness']['problems']}")
         others = {k: v for k, v in r["footprint"]["processes"].items()
