@@ -66,6 +66,8 @@ class BridgeConfig(_Frozen):
     # None = "<agent data dir>/outbox.sqlite".
     outbox_path: str | None = None
     outbox_max_messages: int = Field(200_000, ge=1)
+    # And at most this many bytes of payload (drop_oldest past it too): at 500 circuits a reading is ~30 KB.
+    outbox_max_bytes: int = Field(512 * 1024 * 1024, ge=64 * 1024)
     outbox_drop_policy: Literal["drop_oldest"] = "drop_oldest"
     # NORMAL survives a killed process (WAL); FULL also survives power loss at ~1 fsync/enqueue.
     outbox_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"

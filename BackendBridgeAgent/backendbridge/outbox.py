@@ -3,9 +3,10 @@
 * ``seq`` comes from an AUTOINCREMENT key, so it never goes backwards, not after deletes and
   not after a restart: the backend can use it to order and de-duplicate.
 * A row is deleted only after the broker's PUBACK (:meth:`Outbox.ack`).
-* The queue is bounded. When full, the oldest rows are dropped (``drop_oldest``), counted in a
-  persisted counter and reported, because an unbounded queue on a VEN that is offline for
-  weeks would fill the disk instead.
+* The queue is bounded, in messages and in bytes of payload. When full, the oldest rows are
+  dropped (``drop_oldest``), counted in a persisted counter and reported, because an unbounded
+  queue on a VEN that is offline for weeks would fill the disk instead (a 500-circuit campus's
+  readings are ~30 KB each: 200,000 of them would be 6 GB).
 * Every write is one transaction; with WAL a committed row survives SIGKILL of the process.
 """
 
@@ -55,6 +56,9 @@ DROPPED = "dropped"
 DEAD_LETTER = "dead_letter"
 SUPERSEDED = "superseded"
 _DEAD_LETTER_KEEP = 1000
+# Dropping for size goes this far below the byte bound, so a full queue does not scan for the
+# oldest rows on every enqueue.
+_BYTES_HEADROOM = 0.95
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Outbox:
         path: str | Path,
         *,
         max_messages: int = 200_000,
+        max_bytes: int = 512 * 1024 * 1024,
         drop_policy: Literal["drop_oldest"] = "drop_oldest",
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         clock: Callable[[], float] = time.time,
@@ -85,6 +90,9 @@ class Outbox:
             raise ValueError(f"unsupported drop policy {drop_policy!r}")
         if max_messages < 1:
             raise ValueError("max_messages must be >= 1")
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be >= 1")
+        self.max_bytes = max_bytes
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_messages = max_messages
@@ -103,6 +111,7 @@ class Outbox:
             self._db.execute("ALTER TABLE outbox ADD COLUMN stream_seq INTEGER NOT NULL DEFAULT 0")
         # COUNT(*) is O(n); keep the depth in memory (single writer) and count once here.
         self._depth: int = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        self._bytes: int = self._db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox").fetchone()[0]
 
     # -- writing -----------------------------------------------------------------------
 
@@ -124,28 +133,29 @@ class Outbox:
         """
         text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
         now = self._clock()
+        size = len(text.encode())
         with self._tx() as db:
             if supersede:
-                gone = db.execute(
-                    "DELETE FROM outbox WHERE kind = ? AND topic = ?", (kind, topic)
-                ).rowcount
-                if gone:
-                    self._depth -= gone
-                    self._bump(db, SUPERSEDED, gone)
+                gone = self._delete(db, "kind = ? AND topic = ?", (kind, topic))
+                self._bump(db, SUPERSEDED, gone)
             overflow = self._depth + 1 - self.max_messages
             if overflow > 0:
-                dropped = db.execute(
-                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
-                    (overflow,),
-                ).rowcount
-                self._depth -= dropped
-                self._bump(db, DROPPED, dropped)
+                self._bump(db, DROPPED, self._delete(db, "seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                                                     (overflow,)))
+            if self._bytes + size > self.max_bytes and self._depth:
+                # The oldest rows whose payloads free enough room (down to the headroom).
+                need = self._bytes + size - int(self.max_bytes * _BYTES_HEADROOM)
+                row = db.execute("SELECT seq FROM (SELECT seq, SUM(LENGTH(payload)) OVER (ORDER BY seq) AS run "
+                                 "FROM outbox) WHERE run >= ? ORDER BY seq LIMIT 1", (need,)).fetchone()
+                last = row[0] if row is not None else self.last_seq()
+                self._bump(db, DROPPED, self._delete(db, "seq <= ?", (last,)))
             stream_seq = self._next_stream_seq(db, topic)
             cur = db.execute(
                 "INSERT INTO outbox (kind, topic, payload, created, stream_seq) VALUES (?, ?, ?, ?, ?)",
                 (kind, topic, text, now, stream_seq),
             )
             self._depth += 1
+            self._bytes += size
             seq = cur.lastrowid
             if cursor is not None:
                 self._write_cursor(db, cursor)
@@ -180,9 +190,11 @@ class Outbox:
         seq_list = list(seqs)
         if not seq_list:
             return 0
+        gone = 0
         with self._tx() as db:
-            gone = db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seq_list]).rowcount
-            self._depth -= gone
+            for start in range(0, len(seq_list), 500):   # SQLite's bound on variables per statement
+                chunk = seq_list[start:start + 500]
+                gone += self._delete(db, f"seq IN ({','.join('?' * len(chunk))})", chunk)
         return gone
 
     def dead_letter(self, seqs: Iterable[int], reason: str) -> int:
@@ -197,7 +209,7 @@ class Outbox:
                     "SELECT seq, kind, topic, payload, created, ?, ? FROM outbox WHERE seq = ?",
                     (now, reason[:500], seq),
                 ).rowcount
-                self._depth -= db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
+                self._delete(db, "seq = ?", (seq,))
             self._bump(db, DEAD_LETTER, moved)
             db.execute(
                 "DELETE FROM dead_letter WHERE seq NOT IN "
@@ -219,6 +231,10 @@ class Outbox:
 
     def depth(self) -> int:
         return self._depth
+
+    def size_bytes(self) -> int:
+        """Bytes of payload queued."""
+        return self._bytes
 
     def oldest_age(self, now: float | None = None) -> float | None:
         with self._lock:
@@ -260,6 +276,13 @@ class Outbox:
 
     # -- internals ---------------------------------------------------------------------
 
+    def _delete(self, db: sqlite3.Connection, where: str, params: Iterable[Any]) -> int:
+        """Delete the rows matching ``where``, keeping the depth and byte count; returns how many."""
+        sizes = db.execute(f"DELETE FROM outbox WHERE {where} RETURNING LENGTH(payload)", tuple(params)).fetchall()
+        self._depth -= len(sizes)
+        self._bytes -= sum(int(s[0]) for s in sizes)
+        return len(sizes)
+
     def _bump(self, db: sqlite3.Connection, name: str, by: int) -> None:
         if by:
             db.execute(
@@ -272,12 +295,12 @@ class Outbox:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; on error ROLLBACK and resync the in-memory depth."""
         with self._lock:
-            depth_before = self._depth
+            depth_before, bytes_before = self._depth, self._bytes
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
-                self._depth = depth_before
+                self._depth, self._bytes = depth_before, bytes_before
                 raise
             self._db.execute("COMMIT")

@@ -83,6 +83,7 @@ class BridgeRuntime:
         self._shared = shared
         self._post = post
         self.outbox = Outbox(cfg.outbox_file(data_dir), max_messages=cfg.outbox_max_messages,
+                             max_bytes=cfg.outbox_max_bytes,
                              drop_policy=cfg.outbox_drop_policy, synchronous=cfg.outbox_synchronous)
         _log.info("outbox %s: %d queued, last seq %d", self.outbox.path, self.outbox.depth(), self.outbox.last_seq())
         self.pipeline = CommandPipeline(cfg.thing_name)

@@ -49,6 +49,26 @@ def test_drop_oldest_is_counted_and_persisted(tmp_path: Path) -> None:
     assert Outbox(path, max_messages=3).counters()[DROPPED] == 7
 
 
+def test_the_byte_bound_drops_the_oldest_and_the_count_follows_every_removal(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    ob = Outbox(path, max_bytes=10_000)
+    reading = {"pad": "x" * 990}   # ~1,000 bytes as stored: about 9 fit
+    seqs = [ob.enqueue("metering", "m", dict(reading, i=i)) for i in range(25)]
+    assert ob.size_bytes() <= 10_000 and 8 <= ob.depth() <= 9
+    kept = [it.payload["i"] for it in ob.peek(100)]
+    assert kept == list(range(25 - len(kept), 25)), "the newest are kept, in order"
+    assert ob.counter(DROPPED) == 25 - len(kept)
+    # ack, dead letter and supersede all give the bytes back; a reopened outbox counts the same
+    ob.ack([seqs[-1]])
+    ob.dead_letter([seqs[-2]], "test")
+    ob.enqueue("shadow", "s", {"v": 1})
+    ob.enqueue("shadow", "s", {"v": 2}, supersede=True)
+    queued = ob.size_bytes()
+    ob.close()
+    again = Outbox(path, max_bytes=10_000)
+    assert again.size_bytes() == queued and again.depth() == len(kept) - 2 + 1
+
+
 def test_supersede_and_dead_letter(tmp_path: Path) -> None:
     ob = Outbox(tmp_path / "o.sqlite")
     ob.enqueue("shadow", "s", {"v": 1})
