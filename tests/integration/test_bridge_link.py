@@ -11,7 +11,6 @@ import functools
 import json
 import queue
 import random
-import ssl
 import subprocess
 import sys
 import textwrap
@@ -22,9 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from ven_common.contract import MqttTopics
 from ven_common.pki import PkiPaths, generate_dev_pki
@@ -32,6 +29,7 @@ from ven_common.pki import PkiPaths, generate_dev_pki
 from backendbridge.drain import Drainer
 from backendbridge.mqtt_link import CertificateError, CloudLink, LinkSettings
 from backendbridge.outbox import Outbox
+from tests.support.backend import Backend
 from tests.support.broker import LocalBroker
 from tests.support.waiting import wait_until as shared_wait_until
 
@@ -87,61 +85,6 @@ class Recorder:
             self.pubacks.add(token)
 
 
-class Spy:
-    """The cloud side (CN=cloud_backend): persistent session, resubscribes on connect."""
-
-    def __init__(self, pki: PkiPaths, port: int) -> None:
-        self.cond = threading.Condition()
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self.subscribed = threading.Event()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"spy-{uuid.uuid4().hex[:6]}", clean_session=False
-        )
-        self.client.tls_set(str(pki.ca), str(pki.backend_cert), str(pki.backend_key), cert_reqs=ssl.CERT_REQUIRED)
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([("#", 1), ("$aws/#", 1)])
-        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.on_disconnect = lambda *a: self.subscribed.clear()
-        self.client.connect("localhost", port, keepalive=30)
-        self.client.loop_start()
-        if not self.subscribed.wait(10):
-            raise TimeoutError("spy did not subscribe")
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        with self.cond:
-            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.dup)))
-            self.cond.notify_all()
-
-    def on(self, topic: str) -> list[bytes]:
-        with self.cond:
-            return [p for t, p, _ in self.messages if t == topic]
-
-    def wait_for(self, topic: str, pred: Callable[[Any], bool] = lambda d: True, timeout: float = 15.0) -> Any:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for t, p, _ in self.messages:
-                    if t == topic:
-                        try:
-                            doc = json.loads(p)
-                        except ValueError:
-                            continue
-                        if pred(doc):
-                            return doc
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"nothing matching on {topic}")
-                self.cond.wait(remaining)
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1)
-
-    def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiPaths:
     return generate_dev_pki(tmp_path_factory.mktemp("link-pki"), THING)
@@ -155,8 +98,9 @@ def broker(tmp_path: Path, pki: PkiPaths) -> Iterator[LocalBroker]:
 
 
 @pytest.fixture()
-def spy(broker: LocalBroker, pki: PkiPaths) -> Iterator[Spy]:
-    s = Spy(pki, broker.port)
+def spy(broker: LocalBroker, pki: PkiPaths) -> Iterator[Backend]:
+    """The cloud side (CN=cloud_backend): persistent session, back within 0.5 s of a broker restart."""
+    s = Backend(pki.root, broker.port, persistent=True, reconnect=(0.1, 0.5)).start()
     yield s
     s.stop()
 
@@ -188,7 +132,7 @@ def link(broker: LocalBroker, pki: PkiPaths) -> Iterator[tuple[CloudLink, Record
     lk.stop(timeout=1.0)
 
 
-def test_connect_command_in_ack_out(link: tuple[CloudLink, Recorder], spy: Spy) -> None:
+def test_connect_command_in_ack_out(link: tuple[CloudLink, Recorder], spy: Backend) -> None:
     lk, rec = link
     assert lk.connected and rec.session_present == [False]
     cmd = {"op": "restore", "correlationId": "c-1", "venId": THING}
@@ -197,12 +141,12 @@ def test_connect_command_in_ack_out(link: tuple[CloudLink, Recorder], spy: Spy) 
     assert json.loads(payload) == cmd and dup is False
     ack = {"op": "restore", "status": "accepted", "correlationId": "c-1"}
     assert lk.publish(TOPICS.ack, json.dumps(ack).encode(), 1, token=42)
-    assert spy.wait_for(TOPICS.ack) == ack
+    assert spy.wait_json(TOPICS.ack) == ack
     wait_until(lambda: 42 in rec.pubacks, what="PUBACK")
 
 
 def test_resubscribes_when_the_broker_lost_the_session(
-    link: tuple[CloudLink, Recorder], spy: Spy, broker: LocalBroker
+    link: tuple[CloudLink, Recorder], spy: Backend, broker: LocalBroker
 ) -> None:
     lk, rec = link
     broker.stop()
@@ -218,13 +162,13 @@ def test_resubscribes_when_the_broker_lost_the_session(
     assert lk.reconnects >= 1 and rec.disconnects
 
 
-def test_oversize_refused_before_publishing(link: tuple[CloudLink, Recorder], spy: Spy) -> None:
+def test_oversize_refused_before_publishing(link: tuple[CloudLink, Recorder], spy: Backend) -> None:
     lk, rec = link
     assert not lk.publish(TOPICS.telemetry, b"x" * (128 * 1024 + 1), 1, token=1)
     assert not lk.publish("ven/telemetry/+", b"{}", 1, token=2)
     assert lk.publish(TOPICS.telemetry, b'{"small":true}', 1, token=3)
-    spy.wait_for(TOPICS.telemetry, lambda d: d.get("small") is True)
-    assert not any(len(p) > 1000 for p in spy.on(TOPICS.telemetry))
+    spy.wait_json(TOPICS.telemetry, lambda d: d.get("small") is True)
+    assert not any(len(p) > 1000 for p in [m.payload for m in spy.on_topic(TOPICS.telemetry)])
     wait_until(lambda: 3 in rec.pubacks)
     assert rec.pubacks == {3} and lk.connected
 
@@ -250,13 +194,13 @@ def test_bad_certificates_are_refused_at_start(tmp_path: Path, pki: PkiPaths) ->
         wrong.start()
 
 
-def test_goodbye_on_stop_and_will_on_crash(broker: LocalBroker, pki: PkiPaths, spy: Spy) -> None:
+def test_goodbye_on_stop_and_will_on_crash(broker: LocalBroker, pki: PkiPaths, spy: Backend) -> None:
     rec = Recorder()
     lk = CloudLink(settings(pki, broker.port), rec)
     lk.start()
     assert rec.connected.wait(10)
     lk.stop()
-    doc = spy.wait_for(TOPICS.telemetry, lambda d: d.get("online") is False)
+    doc = spy.wait_json(TOPICS.telemetry, lambda d: d.get("online") is False)
     assert doc == {"venId": THING, "online": False, "reason": "shutdown"}
 
     script = textwrap.dedent(
@@ -283,7 +227,7 @@ def test_goodbye_on_stop_and_will_on_crash(broker: LocalBroker, pki: PkiPaths, s
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
         proc.kill()
-        will = spy.wait_for(TOPICS.telemetry, lambda d: d.get("reason") == "connection_lost")
+        will = spy.wait_json(TOPICS.telemetry, lambda d: d.get("reason") == "connection_lost")
         assert will == {"venId": THING, "online": False, "reason": "connection_lost"}
     finally:
         proc.kill()
@@ -327,16 +271,16 @@ class DrainListener(Recorder):
         self.consumer.drainer.on_puback(token)
 
 
-def _seqs_received(spy: Spy) -> list[int]:
+def _seqs_received(spy: Backend) -> list[int]:
     seqs: list[int] = []
-    for payload in spy.on("volttron/metering"):
+    for payload in [m.payload for m in spy.on_topic("volttron/metering")]:
         doc = json.loads(payload)
         seqs.extend(doc["seqs"] if doc.get("batch") else [doc["seq"]])
     return seqs
 
 
 def test_outbox_survives_broker_sigkill_with_zero_loss(
-    tmp_path: Path, broker: LocalBroker, pki: PkiPaths, spy: Spy
+    tmp_path: Path, broker: LocalBroker, pki: PkiPaths, spy: Backend
 ) -> None:
     # The spy's persistent session must be on disk before the SIGKILL (autosave is 1 s).
     db = broker.dir / "data" / "mosquitto.db"
@@ -433,7 +377,7 @@ print("ok", got[0]["correlationId"], max_gap[0] < 1.0, flush=True)
 """
 
 
-def test_link_inside_a_volttron_style_gevent_process(broker: LocalBroker, pki: PkiPaths, spy: Spy) -> None:
+def test_link_inside_a_volttron_style_gevent_process(broker: LocalBroker, pki: PkiPaths, spy: Backend) -> None:
     script = _GEVENT_SCRIPT.format(
         paths=[str(REPO / "BackendBridgeAgent"), str(REPO)], thing=THING, port=broker.port,
         ca=pki.ca, cert=pki.client_cert, key=pki.client_key,
@@ -444,7 +388,7 @@ def test_link_inside_a_volttron_style_gevent_process(broker: LocalBroker, pki: P
         line = proc.stdout.readline().strip()
         assert line == "up", proc.stderr.read() if proc.stderr else ""
         spy.publish(TOPICS.cmd, b'{"op":"status","correlationId":"gevent-1"}')
-        assert spy.wait_for(TOPICS.ack) == {"correlationId": "gevent-1"}
+        assert spy.wait_json(TOPICS.ack) == {"correlationId": "gevent-1"}
         out, err = proc.communicate(timeout=20)
         assert out.strip() == "ok gevent-1 True", err
     finally:
@@ -453,7 +397,7 @@ def test_link_inside_a_volttron_style_gevent_process(broker: LocalBroker, pki: P
 
 
 def test_a_command_not_yet_answered_is_redelivered_after_a_crash(broker: LocalBroker, pki: PkiPaths,
-                                                                  spy: Spy) -> None:
+                                                                  spy: Backend) -> None:
     """Manual PUBACK: a bridge that dies before the VEN answered gets the command again."""
 
     class Forgetful(Recorder):

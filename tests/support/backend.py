@@ -35,7 +35,9 @@ class Received:
 
 class Backend:
     def __init__(self, certs: Path, port: int, client_id: str | None = None,
-                 cert_name: str = "cloud_backend", ca_name: str = "ca.pem", persistent: bool = False) -> None:
+                 cert_name: str = "cloud_backend", ca_name: str = "ca.pem", persistent: bool = False,
+                 reconnect: tuple[float, float] = (1, 2)) -> None:
+        """``reconnect``: paho's (min, max) delay after the broker went away."""
         self._cond = threading.Condition()
         self.messages: list[Received] = []
         self.connected = threading.Event()
@@ -48,12 +50,14 @@ class Backend:
                          keyfile=str(certs / f"{cert_name}.key"), cert_reqs=ssl.CERT_REQUIRED)
         self.client = self._new_client(not persistent)
         # A persistent backend keeps its subscriptions and queued messages across broker restarts,
-        # as an AWS IoT rule does; it reconnects within ~1 s of the broker coming back.
-        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        # as an AWS IoT rule does; by default it reconnects within ~1 s of the broker coming back.
+        self.client.reconnect_delay_set(min_delay=reconnect[0], max_delay=reconnect[1])
         self.client.on_socket_open = lambda c, u, sock: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
+        # Cleared, so a test can wait for the re-subscription after the broker came back.
+        self.client.on_disconnect = lambda *a: self.subscribed.clear()
         self.port = port
 
     def _new_client(self, clean_session: bool) -> mqtt.Client:
