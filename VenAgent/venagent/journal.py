@@ -46,6 +46,9 @@ class Journal:
         if path is not None:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+        # Appends touch only the last pages and reads are rare (a bridge catching up): a small page
+        # cache, not SQLite's 2 MB default that fills over the agent's first hour.
+        db.execute("PRAGMA cache_size=-256")
         db.execute("CREATE TABLE IF NOT EXISTS journal_meta (id INTEGER PRIMARY KEY CHECK (id = 1), epoch TEXT NOT NULL)")
         db.execute("CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, message TEXT NOT NULL)")
         row = db.execute("SELECT epoch FROM journal_meta WHERE id = 1").fetchone()

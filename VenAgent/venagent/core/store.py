@@ -50,6 +50,8 @@ class VenStore:
         self._conn = sqlite3.connect(self.path, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        # A bounded page cache (512 KB, not 2 MB): the agent's memory must not creep while it fills.
+        self._conn.execute("PRAGMA cache_size=-512")
         with self._conn:
             self._conn.executescript(_SCHEMA)
             row = self._conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
