@@ -180,8 +180,31 @@ ensure_agent platform.driver volttron-platform-driver==2.0.0rc9 \
 # protected: both are authorizations, granted before the agent (re)starts.
 VEN_PROTECTED_RPCS="handle_command send_event restore set_override apply_shadow_config"   # venagent/agent.py PROTECTED_RPCS
 OPERATORS="$(echo ven.operator ${VEN_EXTRA_OPERATORS:-})"   # echo: one space between names, none at the end
-authz_spec="$VEN_PROTECTED_RPCS|$OPERATORS"
-if ! stamp_is authz "$authz_spec"; then
+# Judged on the grants the platform holds (authz.json), not on what this script last did: `vctl remove` of
+# an agent deletes its grants, and an agent reinstalled without them answers every command AuthException.
+authz_missing() {   # prints each identity whose grants are missing or incomplete
+    python - "$VOLTTRON_HOME/authz.json" "$VEN_PROTECTED_RPCS" "$OPERATORS" <<'PY'
+import json, sys
+try:
+    agents = json.load(open(sys.argv[1])).get("agents", {})
+except (OSError, ValueError):
+    agents = {}
+protected = sys.argv[2].split()
+web = ["platform.web.register_endpoint", "platform.web.unregister_all_agent_routes",
+       "platform.web.register_path_route", "platform.web.get_web_root"]
+want = {"ven.agent": (protected, web), "ven.bridge": ([], ["ven.agent.handle_command", "ven.agent.apply_shadow_config"])}
+for operator in sys.argv[3].split():
+    want[operator] = ([], [f"ven.agent.{m}" for m in protected])
+for identity, (rpcs, caps) in want.items():
+    held = agents.get(identity) or {}
+    if not set(rpcs) <= set(held.get("protected_rpcs") or []) or not set(caps) <= set(held.get("rpc_capabilities") or []):
+        print(identity)
+PY
+}
+ensure_grants() {   # when: "before" the agents (re)start, or "after" an install (which may reset an identity)
+    local missing_grants still
+    missing_grants="$(authz_missing | tr '\n' ' ')"
+    [ -n "${missing_grants// /}" ] || return 0
     quiet vctl authz add agent ven.agent --rpc-capabilities platform.web.register_endpoint \
         platform.web.unregister_all_agent_routes platform.web.register_path_route platform.web.get_web_root \
         --protected-rpcs $VEN_PROTECTED_RPCS
@@ -192,11 +215,22 @@ if ! stamp_is authz "$authz_spec"; then
     for operator in $OPERATORS; do
         quiet vctl authz add agent "$operator" --rpc-capabilities $(for m in $VEN_PROTECTED_RPCS; do printf 'ven.agent.%s ' "$m"; done)
     done
-    stamp_set authz "$authz_spec"
-    changed "authz: ven.agent's web routes; its state-changing RPCs only for ven.bridge and $OPERATORS"
-fi
+    still="$(authz_missing | tr '\n' ' ')"
+    [ -z "${still// /}" ] || die "granted the VEN's authorizations, but $VOLTTRON_HOME/authz.json still lacks them for: $still"
+    changed "authz: granted ${missing_grants% } (ven.agent's web routes; its state-changing RPCs only for ven.bridge and $OPERATORS)"
+    if [ "$1" = after ]; then   # granted to a running agent: restart it so it starts with its rights
+        local identity uuid
+        status_json="$(vctl --json status 2>/dev/null || echo '{}')"
+        for identity in $missing_grants; do
+            uuid="$(agent_field "$identity" agent_uuid)"
+            [ -z "$uuid" ] || { quiet vctl restart "$uuid"; changed "restarted $identity (with its grants)"; }
+        done
+    fi
+}
+ensure_grants before
 ensure_agent ven.agent "$HERE/VenAgent" "$(content_hash "$HERE/VenAgent/venagent" "$HERE/common/ven_common")"
 ensure_agent ven.bridge "$HERE/BackendBridgeAgent" "$(content_hash "$HERE/BackendBridgeAgent/backendbridge" "$HERE/common/ven_common")"
+ensure_grants after
 if [ ${#CHANGED[@]} -eq 0 ]; then
     say "agents, libraries and configs: nothing changed"
 fi

@@ -140,7 +140,7 @@ sync_sources() {
 }
 
 requirements_stamp() {
-    cat "$VEN_REPO/requirements.txt" "$VEN_REPO/common/pyproject.toml" "$VEN_REPO/building_device/pyproject.toml" \
+    cat "$VEN_REPO/requirements.txt" "$VEN_REPO/config/vhome/poetry.lock" "$VEN_REPO/common/pyproject.toml" "$VEN_REPO/building_device/pyproject.toml" \
         "$VEN_REPO/local_backend/pyproject.toml" \
         | sha256sum | cut -d' ' -f1
 }
@@ -149,25 +149,27 @@ ensure_venv() {
     local stamp_file="$VENV/.ven-requirements" want lacking=""
     want="$(requirements_stamp)"
     if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$want" ]; then
-        # Same pins as last time: still installed? (a package removed by hand is put back here,
-        # not found later by an agent that crashes on start)
-        lacking="$(as_svc "$VENV/bin/python" "$VEN_SRC/scripts/venv_check.py" "$VEN_SRC/requirements.txt" \
-            --project ven-common --project ven-building-device --project ven-local-backend 2>/dev/null || echo "(check failed)")"
+        # Same lock as last time: is the venv still exactly it? (a package removed or changed by hand, or
+        # by anything that resolved on its own, is put back here, not found later by an agent that crashes)
+        lacking="$(as_svc "$VENV/bin/python" "$VEN_SRC/common/ven_common/lockset.py" check 2>/dev/null || echo "(check failed)")"
+        as_svc "$VENV/bin/python" -c 'import ven_common, building_device, local_backend' >/dev/null 2>&1 \
+            || lacking="$lacking the project's packages"
         if [ -z "$lacking" ]; then
             info "venv up to date ($VENV)"
             return
         fi
         lacking="$(printf '%s' "$lacking" | tr '\n' ' ')"
-        step "The venv lacks ${lacking% }: installing the pinned versions"
+        step "The venv differs from the lock (${lacking% }): installing the locked versions"
     else
-        step "Creating the venv with pinned versions ($VENV; about 30 s on a cold cache)"
+        step "Creating the venv with the locked versions ($VENV; about 40 s on a cold cache)"
     fi
     if [ ! -x "$VENV/bin/python" ]; then
         as_svc "$VEN_PYTHON" -m venv "$VENV"
     fi
     local out="$VEN_ROOT/tmp/pip-install.log"
+    # requirements.txt is the lock's export with hashes: pip installs exactly those files (hash-checked).
     if ! as_svc "$VENV/bin/pip" install -q --disable-pip-version-check -r "$VEN_SRC/requirements.txt" >"$out" 2>&1; then
-        pip_failed "$out" "${lacking:-the pinned packages of requirements.txt}"
+        pip_failed "$out" "${lacking:-the locked packages of requirements.txt}"
     fi
     if ! as_svc "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e "$VEN_SRC/common" \
             -e "$VEN_SRC/building_device" -e "$VEN_SRC/local_backend" >"$out" 2>&1; then
@@ -179,40 +181,52 @@ ensure_venv() {
     if [ -n "$lacking" ]; then
         note_change "installed the venv's missing ${lacking% }"
     else
-        note_change "venv (re)built with the pinned versions"
+        note_change "venv (re)built with the locked versions"
     fi
 }
 
 # pip failed: one line naming what could not be installed, from which index, and pip's own reason.
 pip_failed() {   # log file, what was being installed
-    local index why probe
-    index="${PIP_INDEX_URL:-$(as_svc "$VENV/bin/pip" config get global.index-url 2>/dev/null || true)}"
-    probe="${index:-https://pypi.org/simple/}"
-    index="${index:-https://pypi.org/simple (PyPI)}"
+    local index why probe missing
+    index="$(as_svc "$VENV/bin/python" "$VEN_SRC/common/ven_common/lockset.py" index 2>/dev/null || true)"
+    probe="${index:-}"
+    [ -n "$index" ] || index="the index of the pip configuration"
     # pip often says only "No matching distribution": ask the index itself whether it answers.
-    why="$(as_svc "$VENV/bin/python" -c '
+    why="$([ -z "$probe" ] || as_svc "$VENV/bin/python" -c '
 import sys, urllib.request
 try:
-    urllib.request.urlopen(sys.argv[1], timeout=10).close()
+    urllib.request.urlopen(sys.argv[1].rstrip("/") + "/pip/", timeout=10).close()
 except Exception as exc:
     print("the index is unreachable (%s)" % (getattr(exc, "reason", None) or exc))
 ' "$probe" 2>/dev/null || true)"
     if [ -z "$why" ]; then
+        # The index answers but no longer has a locked version (deleted; a yanked one still installs when pinned).
+        missing="$(grep -oE 'No matching distribution found for [^ ;]+' "$1" | tail -n 1 | awk '{print $NF}')"
+        if [ -n "$missing" ]; then
+            die "the locked $missing can no longer be had from $index: refresh the lock (./scripts/ven_control.sh refresh-lock), run ./scripts/run_tests.sh and commit config/vhome/ and requirements.txt"
+        fi
+        missing="$(grep -A2 -E 'DO NOT MATCH THE HASHES' "$1" | grep -oE '^ *[A-Za-z0-9._-]+==[^ ]+' | head -n 1 | tr -d ' ')"
+        if [ -n "$missing" ]; then
+            die "$missing from $index does not match the hashes in requirements.txt (a different file than the one locked): use an index that serves the original files, or refresh the lock (./scripts/ven_control.sh refresh-lock)"
+        fi
         why="$(grep -E '^ERROR' "$1" | tail -n 1 | cut -c1-240)"
     fi
     die "cannot install $2 into $VENV from the Python package index $index: ${why:-see $1}; fix the network or PIP_INDEX_URL (or pip.conf) and run ./scripts/ven_control.sh start again"
 }
 
-# VOLTTRON's first start runs `poetry init` + `poetry add` of the whole venv against test-pypi,
-# which never finishes here; a pre-seeded pyproject makes it run only `poetry lock`.
+# VOLTTRON's first start runs `poetry init` + `poetry add` of the whole venv against test-pypi, and every
+# `vctl install` resolves the VOLTTRON_HOME poetry project: seeded from the locked set (config/vhome), poetry finds
+# every package locked at the venv's version and changes none. Checked on every start: a project whose lock
+# drifted (an older seed, a `vctl remove`) is re-seeded, keeping what vctl added to it.
 seed_volttron_home() {
-    local home="$1"
+    local home="$1" out
     as_svc mkdir -p "$home"
-    if [ -f "$home/pyproject.toml" ]; then return; fi
-    local pymm
-    pymm="$(as_svc "$VENV/bin/python" -c 'import sys;print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
-    sed "s/@PYMM@/$pymm/" "$VEN_SRC/config/vhome-pyproject.toml" > "$VEN_ROOT/tmp/pyproject.toml"
-    as_svc cp "$VEN_ROOT/tmp/pyproject.toml" "$home/pyproject.toml"
+    out="$(as_svc "$VENV/bin/python" "$VEN_SRC/common/ven_common/lockset.py" seed "$home")" \
+        || die "cannot seed the VOLTTRON_HOME project in $home from config/vhome (above); run ./scripts/ven_control.sh start again after fixing it"
+    if [ -n "$out" ]; then
+        info "$out"
+        note_change "$out"
+    fi
 }
 
 # The platform's web service serves the VEN's page. VOLTTRON reads [web] only when it starts, so

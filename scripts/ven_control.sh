@@ -31,6 +31,9 @@ usage: ven_control.sh <command> [options]
   backend      the backend: vens | events | readings | create-event --shed-kw KW --duration S [--start-in S]
                | cancel-event ID   (events are dispatched by its EventCommandService when they become active)
   doctor       the operations guide's troubleshooting as checks: ok, or the cause and the fix
+  refresh-lock newer versions on purpose: re-resolve config/vhome's roots (poetry, the index of your pip
+               configuration), rewrite config/vhome/poetry.lock and requirements.txt, print the difference
+               [--keep: only add new roots]; then start, run the tests and commit
 
 Environment: IOT_THING_NAME (default volttron_thing), IOT_ENDPOINT (real AWS IoT; no local broker),
 BACKEND_URL, WEB_PORT (default 8080), BROKER_PORT (default 8883), VEN_BUILDING (modbus | simbuilding),
@@ -205,7 +208,6 @@ start_platform() {
     fi
     step "Starting the VOLTTRON platform (VOLTTRON_HOME=$VOLTTRON_HOME, log $VEN_LOG)"
     note_change "started the platform"
-    seed_volttron_home "$VOLTTRON_HOME"
     ensure_web_config
     # A background job of a non-interactive shell has SIGINT ignored, and VOLTTRON then never
     # stops cleanly; the launcher resets SIGINT before exec (dispositions survive exec).
@@ -285,6 +287,7 @@ cmd_start() {
     start_broker
     start_cloud_standins
     start_device
+    seed_volttron_home "$VOLTTRON_HOME"
     start_platform
     step "Checking agents, libraries and configs (install_agents.sh)"
     local changes_file="$VEN_ROOT/tmp/start-changes"
@@ -478,6 +481,9 @@ main() {
         register) if has_arg --direct "$@"; then cloud_tool register_ven.py "$@"; else svc_tool register_ven.py --via-bridge "$@"; fi ;;
         backend) BACKEND_URL="$BACKEND_URL" cloud_tool backend_cli.py "$@" ;;
         doctor) BACKEND_URL="$BACKEND_URL" BROKER_PORT="$BROKER_PORT" cloud_tool doctor.py "$@" ;;
+        refresh-lock)
+            [ -x "$VENV/bin/poetry" ] || die "refresh-lock needs the venv's poetry: run ./scripts/ven_control.sh start first"
+            PYTHONPATH="$VEN_REPO/common" "$VENV/bin/python" "$VEN_REPO/common/ven_common/lockset.py" refresh "$@" ;;
         -h|--help|help|"") usage; [ -n "$verb" ] ;;
         *) usage >&2; die "unknown command '$verb'" 2 ;;
     esac

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ven_common import lockset
+
 from tests.support.waiting import wait_until  # the tests import it from here too
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,9 +51,7 @@ class Platform:
     def create(cls, root: Path, extra_env: dict[str, str], web_port: int | None = None) -> Platform:
         vhome = root / "vhome"
         vhome.mkdir(parents=True, exist_ok=True)
-        pymm = f"{sys.version_info[0]}.{sys.version_info[1]}"
-        seed = (REPO / "config/vhome-pyproject.toml").read_text().replace("@PYMM@", pymm)
-        (vhome / "pyproject.toml").write_text(seed)
+        lockset.seed(vhome, lockset.index_url())  # the locked set, as `start` seeds it
         env = dict(os.environ, VOLTTRON_HOME=str(vhome), **extra_env)
         web_url = None
         if web_port is not None:  # the platform's web service ([web] is read only at start)
