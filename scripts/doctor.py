@@ -67,6 +67,17 @@ class Failure(Exception):
     """The cause and the fix, in one line."""
 
 
+def rejection_fix(ack: dict) -> str:
+    """What to do about a status command the VEN (or its bridge) refused."""
+    reason = str(ack.get("reason") or "")
+    if "AuthException" in reason or "does not have access" in reason:
+        return ("the bridge lacks its right to call the VEN (its grants in authz.json, lost with a `vctl remove`): "
+                "./scripts/ven_control.sh start grants them again")
+    if "ven.agent" in reason and ("Unreachable" in reason or "timeout" in reason.lower()):
+        return "the VEN agent does not answer the bridge: ./scripts/ven_control.sh status, then start"
+    return "see the VEN's log: ./scripts/ven_control.sh logs"
+
+
 def _cn(cert: x509.Certificate) -> str:
     attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else ""
@@ -179,6 +190,10 @@ class Doctor:
         except CliError as exc:
             raise Failure(f"{exc} (the bridge must be subscribed to {self.topics.cmd}: "
                           "grep backendbridge /tmp/ven_enhanced.log)") from None
+        if ack.get("status") != "accepted":
+            # The path is proven only by an accepted ack: a rejected one is the failure to explain.
+            raise Failure(f"{self.topics.cmd} -> ack {ack.get('status')}: {ack.get('reason') or 'no reason given'} "
+                          f"(reason_code {ack.get('reason_code')}); {rejection_fix(ack)}")
         return f"{self.topics.cmd} -> ack {ack.get('status')} ({ack.get('correlationId')})"
 
     def telemetry(self) -> str:
@@ -223,10 +238,14 @@ def main() -> int:
     p.add_argument("--certs", type=Path, default=Path(os.environ.get("VEN_CLOUD_CERTS") or REPO / "certs"))
     p.add_argument("--backend-url", default=os.environ.get("BACKEND_URL") or "")
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--command-path", action="store_true",
+                   help="only the command round trip, one line for `ven_control.sh status` (exit 0 accepted, 3 not)")
     a = p.parse_args()
     check = Check()
 
     doctor = Doctor(a)
+    if a.command_path:
+        return command_path_line(doctor)
     check.run("thing name", doctor.thing_name)
     check.run("certificate expiry", doctor.expiry)
     check.run("key matches certificate", doctor.key_matches)
@@ -237,6 +256,18 @@ def main() -> int:
     check.run("backend health", doctor.backend)
     print(f"{8 - check.failed} of 8 checks passed" + ("" if not check.failed else f"; {check.failed} failed"))
     return check.failed
+
+
+def command_path_line(doctor: Doctor) -> int:
+    """`status`'s proof of the command path: a status command as the backend sends it, answered accepted."""
+    try:
+        print(f"command    status through the cloud: accepted ({doctor.round_trip()})")
+        return 0
+    except Failure as exc:
+        print(f"command    {exc}")
+    except Exception as exc:  # noqa: BLE001 - status prints a cause, never a traceback
+        print(f"command    no round trip ({type(exc).__name__}: {exc}): ./scripts/ven_control.sh doctor")
+    return 3
 
 
 if __name__ == "__main__":

@@ -193,9 +193,11 @@ pip_failed() {   # log file, what was being installed
     [ -n "$index" ] || index="the index of the pip configuration"
     # pip often says only "No matching distribution": ask the index itself whether it answers.
     why="$([ -z "$probe" ] || as_svc "$VENV/bin/python" -c '
-import sys, urllib.request
+import sys, urllib.error, urllib.request
 try:
     urllib.request.urlopen(sys.argv[1].rstrip("/") + "/pip/", timeout=10).close()
+except urllib.error.HTTPError:
+    pass  # it answered: reachable
 except Exception as exc:
     print("the index is unreachable (%s)" % (getattr(exc, "reason", None) or exc))
 ' "$probe" 2>/dev/null || true)"

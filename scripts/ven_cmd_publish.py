@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Send a command to a VEN the way the backend does: MQTT on ven/cmd/{venId} as cloud_backend.
 
-    ven_cmd_publish.py --ven-id volttron_thing --op event --shed-kw 1.0 --duration 180 --wait-ack
-    ven_cmd_publish.py --op restore --wait-ack
+    ven_cmd_publish.py --ven-id volttron_thing --op event --shed-kw 1.0 --duration 180
+    ven_cmd_publish.py --op restore
     ven_cmd_publish.py --op event --shed-kw 2 --duration 300 --local     # VIP RPC, as the platform's user
+    ven_cmd_publish.py --op status --no-wait                             # publish only, print the command
 
-Prints the ack (with --wait-ack or --local) as JSON. Exit codes: 0 accepted (or published),
-1 rejected or failure, 2 usage, 4 broker unreachable or no ack in time.
+Prints the VEN's ack as JSON (the guide offers this script for "VEN Not Receiving Commands": whether the VEN
+answered is the point), or says in one line that none came within --timeout. Exit codes: 0 accepted (or
+published, with --no-wait), 1 rejected or failure, 2 usage, 4 broker unreachable or no ack in time.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--event-id", help="event id (event: default evt-<epoch>; cancel: required)")
     p.add_argument("--start-ts", type=float, help="event start, epoch seconds (default: now)")
     p.add_argument("--correlation-id", help="correlationId (default: generated)")
-    p.add_argument("--wait-ack", action="store_true", help="wait for the VEN's ack on ven/ack/{venId} and print it")
+    p.add_argument("--wait-ack", action="store_true",
+                   help="wait for the VEN's ack on ven/ack/{venId} and print it (the default; kept for old scripts)")
+    p.add_argument("--no-wait", action="store_true", help="only publish the command and print it, do not wait")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the ack (default 10)")
     p.add_argument("--local", action="store_true",
                    help="send over VIP RPC to the local VEN agent instead of MQTT (needs VOLTTRON_HOME, "
@@ -99,9 +103,14 @@ def main() -> int:
         if not isinstance(ack, dict):
             raise CliError(f"unexpected answer from {VEN_IDENTITY}: {ack!r}")
         return report(ack, a.compact)
+    if a.no_wait and a.wait_ack:
+        parser.error("--no-wait and --wait-ack exclude each other")
     with CloudClient(settings_from_args(a)) as client:
-        if a.wait_ack:
-            return report(client.request(command, a.timeout), a.compact)
+        if not a.no_wait:
+            ack = client.request(command, a.timeout)  # no ack in time: one line, exit 4 (CliError)
+            print(f"published {command['op']} {command['correlationId']} on {client.s.topics.cmd}; "
+                  f"the VEN answered {ack.get('status')}", file=sys.stderr)
+            return report(ack, a.compact)
         client.publish(client.s.topics.cmd, command)
     print(f"published {command['op']} {command['correlationId']} on {client.s.topics.cmd}", file=sys.stderr)
     print_json(command, a.compact)

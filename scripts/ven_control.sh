@@ -421,6 +421,14 @@ sys.exit(3 if bad else 0)
             echo "bridge     no answer from ven.bridge: ./scripts/ven_control.sh start (re)starts it; its log: ./scripts/ven_control.sh logs"
             rc=3
         fi
+        # The command path end to end: the bridge answering RPC is not enough (a bridge without its grants
+        # answers every command "rejected"). With the dev PKI's cloud_backend identity, send a status command as
+        # the backend does; its ack must come back accepted.
+        if [ -f "$VEN_REPO/certs/cloud_backend.crt" ]; then
+            BACKEND_URL="${BACKEND_URL:-}" BROKER_PORT="$BROKER_PORT" cloud_tool doctor.py --command-path || rc=3
+        else
+            echo "command    not checked from here (no certs/cloud_backend.crt): send a status command from the AWS IoT console's MQTT client"
+        fi
         local web_url
         web_url="$(sed -n 's/^bind-web-address *= *//p' "$VOLTTRON_HOME/config" 2>/dev/null | head -n 1)"
         if [ -n "$web_url" ]; then

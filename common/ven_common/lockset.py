@@ -101,12 +101,12 @@ def installed() -> dict[str, str]:
 
 
 def differences(want: Mapping[str, str], have: Mapping[str, str]) -> list[str]:
-    """``name==version`` for each wanted package missing or at another version (with what is installed)."""
+    """``name==version`` for each wanted package missing, or at another version (then with what is installed)."""
     out = []
     for name, version in sorted(want.items()):
         got = have.get(name)
         if got != version:
-            out.append(f"{name}=={version}" + (f" (installed {got})" if got else " (missing)"))
+            out.append(f"{name}=={version}" + (f" (installed {got})" if got else ""))
     return out
 
 

@@ -102,9 +102,29 @@ def test_send_event_and_restore_print_the_ack(idle: Platform, broker: LocalBroke
 
 def test_publish_without_wait_prints_the_command(idle: Platform, broker: LocalBroker, certs: Path) -> None:
     cid = _cid()
-    result = run_script("ven_cmd_publish.py", "--op", "status", "--correlation-id", cid, broker=broker, certs=certs)
+    result = run_script("ven_cmd_publish.py", "--op", "status", "--correlation-id", cid, "--no-wait", broker=broker,
+                        certs=certs)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"op": "status", "correlationId": cid, "venId": THING}
+
+
+def test_the_seed_publisher_prints_the_vens_ack(idle: Platform, broker: LocalBroker, certs: Path) -> None:
+    """As the guide prints it (no --wait-ack): the user sees whether the VEN answered, not only what was sent."""
+    cid = _cid()
+    result = run_script("ven_cmd_publish.py", "--ven-id", THING, "--op", "status", "--correlation-id", cid,
+                        broker=broker, certs=certs)
+    assert result.returncode == 0, result.stderr
+    ack = json.loads(result.stdout)
+    assert ack["correlationId"] == cid and ack["status"] == "accepted" and "status_snapshot" in ack, ack
+    assert "the VEN answered accepted" in result.stderr
+
+
+def test_the_seed_publisher_says_in_one_line_that_no_ack_came(broker: LocalBroker, certs: Path) -> None:
+    """A thing no VEN runs as: nothing answers, and the script says so in one line (exit 4)."""
+    result = run_script("ven_cmd_publish.py", "--ven-id", "other_thing", "--op", "status", "--timeout", "2",
+                        broker=broker, certs=certs)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "no ack from VEN 'other_thing' within 2 s" in _one_line_error(result)
 
 
 def test_local_flag_goes_over_vip(idle: Platform) -> None:

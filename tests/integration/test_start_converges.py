@@ -92,19 +92,30 @@ def test_one_agent_stopped_is_started_and_nothing_else(controlled: System) -> No
     print(f"one agent stopped: start took {took:.1f} s; {last_line(result)}")
 
 
-def test_one_agent_uninstalled_is_installed_again(controlled: System) -> None:
+@pytest.mark.parametrize("identity", ["ven.agent", "ven.bridge", "platform.driver"])
+def test_one_agent_removed_is_installed_again_with_its_rights(controlled: System, identity: str) -> None:
+    """`vctl remove` of any agent: start reinstalls it, grants what the removal deleted (authz.json), and a seed
+    event is then accepted through the cloud. The venv is still exactly the lock (the driver's removal uninstalls
+    its package: poetry remove)."""
     before = controlled.agent_pids()
-    uuid = controlled.platform.agents()["ven.agent"]["agent_uuid"]
+    uuid = controlled.platform.agents()[identity]["agent_uuid"]
     controlled.platform.vctl("remove", uuid, "--force", check=False)
-    wait_until(lambda: "ven.agent" not in controlled.platform.agents(), 60, 0.5, "ven.agent removed")
+    wait_until(lambda: identity not in controlled.platform.agents(), 60, 0.5, f"{identity} removed")
     status = controlled.control("status", timeout=120)
-    assert status.returncode == 3 and "ven.agent        not installed: ./scripts/ven_control.sh start installs it" \
+    assert status.returncode == 3 and f"{identity:<16} not installed: ./scripts/ven_control.sh start installs it" \
         in status.stdout, status.stdout
     result, took = controlled.start()
-    assert "installed ven.agent" in last_line(result), result.stdout[-2000:] + result.stderr[-2000:]
-    assert controlled.agent_pids()["ven.bridge"] == before["ven.bridge"]
-    controlled.assert_up(result)
-    print(f"one agent uninstalled: start took {took:.1f} s; {last_line(result)}")
+    assert f"installed {identity}" in last_line(result), result.stdout[-2000:] + result.stderr[-2000:]
+    for other in {"ven.agent", "ven.bridge", "platform.driver"} - {identity}:
+        if not (identity == "ven.agent" and other == "ven.bridge"):  # a restored grant restarts its holder only
+            assert controlled.agent_pids()[other] == before[other], f"{other} was restarted"
+    controlled.assert_up(result)   # a seed event, accepted: the bridge may call the VEN again
+    status = controlled.control("status", timeout=120)
+    assert "command    status through the cloud: accepted" in status.stdout, status.stdout
+    assert _venv_is_the_lock(controlled.venv) == ""
+    again, _ = controlled.start()
+    assert last_line(again) == "start: nothing changed (everything was already running)", again.stdout[-2000:]
+    print(f"{identity} removed: start took {took:.1f} s; {last_line(result)}")
 
 
 def test_stale_pid_files_naming_another_program(controlled: System, bystander: subprocess.Popen) -> None:
@@ -178,8 +189,9 @@ def test_web_port_taken_names_the_program(controlled: System, squatter) -> None:
     print(f"web port taken: reported after {took:.1f} s: {line}")
 
 
-def test_venv_missing_a_package_and_an_unreachable_index(controlled: System) -> None:
-    """pyOpenSSL (doctor's) removed by hand: an unreachable index is named; a reachable one heals it."""
+def test_venv_missing_a_package_and_an_unreachable_index(controlled: System, tmp_path: Path) -> None:
+    """pyOpenSSL (doctor's) removed by hand: an unreachable index is named, an index without the locked version
+    is named with the fix; the configured index heals it."""
     subprocess.run([str(controlled.venv / "bin/python"), "-m", "pip", "uninstall", "-y", "-q", "pyOpenSSL"], check=True,
                    capture_output=True)
     closed = free_port()
@@ -192,11 +204,32 @@ def test_venv_missing_a_package_and_an_unreachable_index(controlled: System) -> 
     took_bad = time.monotonic() - t0
     assert result.returncode != 0
     line = error_line(result)
-    assert "cannot install pyOpenSSL==" in line and f"http://127.0.0.1:{closed}/simple" in line \
+    assert "cannot install pyopenssl==" in line.lower() and f"http://127.0.0.1:{closed}/simple" in line \
         and "unreachable" in line and "PIP_INDEX_URL" in line, line
 
+    # An index that answers but no longer has the locked version (deleted from it): one line naming the
+    # package and the fix (refresh the lock), not pip's page of output.
+    empty = tmp_path / "index"
+    (empty / "simple").mkdir(parents=True)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                               str(empty)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _listening(port), 10, 0.1, "the empty index to listen")
+        env["PIP_INDEX_URL"] = f"http://127.0.0.1:{port}/simple"
+        gone = subprocess.run(["bash", str(REPO / "scripts/ven_control.sh"), "start"], check=False, env=env,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        server.kill()
+        server.wait()
+    assert gone.returncode != 0
+    line_gone = error_line(gone)
+    assert "the locked pyopenssl==" in line_gone.lower() and "can no longer be had" in line_gone \
+        and "refresh-lock" in line_gone, line_gone
+
     good, took = controlled.start()
-    assert "installed the venv's missing pyOpenSSL==" in last_line(good), good.stdout[-2000:] + good.stderr[-2000:]
+    assert "installed the venv's missing pyopenssl==" in last_line(good).lower(), good.stdout[-2000:] + good.stderr[-2000:]
+    assert _venv_is_the_lock(controlled.venv) == "", "the venv differs from the lock after the repair"
     controlled.assert_up(good)
     print(f"venv missing pyOpenSSL: unreachable index reported after {took_bad:.1f} s ({line}); "
           f"healed and up in {took:.1f} s")
@@ -211,6 +244,17 @@ def test_stop_ends_everything_and_nothing_else(controlled: System, bystander: su
     assert "Stopping the shadow service" in stopped.stdout
     assert not _processes_of(controlled.root), f"processes left behind: {_processes_of(controlled.root)}"
     assert bystander.poll() is None, "stop ended a program that is not ours"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _venv_is_the_lock(venv: Path) -> str:
+    """What the venv lacks or has at another version than the lock ('' when it is exactly the lock)."""
+    return subprocess.run([str(venv / "bin/python"), str(REPO / "common/ven_common/lockset.py"), "check"],
+                          capture_output=True, text=True, check=True).stdout.strip()
 
 
 def _gone(pid: int) -> bool:

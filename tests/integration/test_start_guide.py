@@ -191,6 +191,8 @@ def _check_test_manually(text: str, system: System) -> None:
         assert corr, result.stderr
         ack = backend.wait_json("ven/ack/volttron_thing", lambda a: a.get("correlationId") == corr.group(1), 20)
         assert ack["status"] == "accepted" and set(ack) >= GUIDE_ACK_KEYS, ack
+        printed = json.loads(result.stdout)  # the script shows the user the VEN's own ack, the one the backend saw
+        assert printed["correlationId"] == corr.group(1) and printed["status"] == ack["status"], result.stdout
     finally:
         backend.stop()
     # The test's own step: the probe's event runs 180 s, and the VEN refuses an overlapping one (the
