@@ -80,9 +80,10 @@ def applies(marker: str | None) -> bool:
         return True
     try:
         from packaging.markers import Marker
+        return bool(Marker(marker).evaluate())
     except ImportError:  # a venv that lost packaging still has pip's copy
-        from pip._vendor.packaging.markers import Marker
-    return bool(Marker(marker).evaluate())
+        from pip._vendor.packaging.markers import Marker as PipMarker
+        return bool(PipMarker(marker).evaluate())
 
 
 def wanted(locked: Iterable[Locked]) -> dict[str, str]:
@@ -185,14 +186,14 @@ def _merge(template: str, added: Mapping[str, object]) -> str:
         return template
     import tomlkit  # poetry's own TOML library, in the venv wherever poetry is
     doc = tomlkit.parse(template)
-    deps = doc["project"]["dependencies"]  # type: ignore[index]
+    deps = doc["project"]["dependencies"]
     develop = {}
     for spec, poetry_table in added.items():
-        deps.append(spec)  # type: ignore[union-attr]
+        deps.append(spec)
         if isinstance(poetry_table, dict):
             develop[normalize(re.split(r"[\s@=<>!~;(\[]", spec, maxsplit=1)[0])] = poetry_table
     if develop:
-        tool_deps = doc["tool"]["poetry"].setdefault("dependencies", tomlkit.table())  # type: ignore[index,union-attr]
+        tool_deps = doc["tool"]["poetry"].setdefault("dependencies", tomlkit.table())
         for name, table in develop.items():
             tool_deps[name] = table
     return tomlkit.dumps(doc)

@@ -109,9 +109,7 @@ def _without_index(lock_text: str, index: str) -> str:
     host = urlparse(index).hostname or index
     lines = []
     for line in lock_text.replace(f'url = "{index}"', f'url = "{PLACEHOLDER}"').splitlines(keepends=True):
-        if line.startswith("description = ") and host in line:
-            line = 'description = ""\n'
-        lines.append(line)
+        lines.append('description = ""\n' if line.startswith("description = ") and host in line else line)
     return "".join(lines)
 
 
