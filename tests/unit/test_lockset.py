@@ -35,12 +35,13 @@ def test_no_file_names_a_package_index_host() -> None:
     """The index is the user's (pip's configuration): the repository names none, in any tracked file."""
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=False).stdout.split()
     if not files:  # the service user's copy has no .git: every file then
-        files = [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file() and ".git" not in p.parts]
+        files = [str(p.relative_to(REPO)) for p in REPO.rglob("*")
+                 if p.is_file() and not any(part.startswith((".", "__pycache__")) for part in p.relative_to(REPO).parts)]
     hosts = ("pypi" + ".org", "pythonhosted" + ".org", "test" + ".pypi")  # spelled apart: this file is scanned too
     offenders = []
     for name in files:
         path = REPO / name
-        if path.suffix in (".png", ".whl", ".gz", ".sqlite") or not path.is_file() or "artifacts" in path.parts:
+        if path.suffix in (".png", ".whl", ".gz", ".sqlite", ".pyc") or not path.is_file() or "artifacts" in path.parts:
             continue
         text = path.read_text(errors="replace")
         offenders += [f"{name}: {h}" for h in hosts if h in text]
