@@ -125,3 +125,28 @@ def test_without_configuration_the_index_is_pips_own_default(tmp_path: Path) -> 
 
 def test_the_cli_says_what_it_takes() -> None:
     assert lockset.main(["nonsense"]) == 2
+
+
+def test_a_refreshed_lock_is_committed_without_the_index() -> None:
+    from ven_common.lockset_refresh import _without_index
+    index = "https://mirror.example/simple"
+    lock = ('[[package]]\nname = "x"\ndescription = "Mirrored on mirror.example daily"\n[package.source]\n'
+            f'type = "legacy"\nurl = "{index}"\nreference = "pip-index"\n')
+    committed = _without_index(lock, index)
+    assert "mirror.example" not in committed and f'url = "{lockset.PLACEHOLDER}"' in committed
+    assert 'description = ""' in committed
+
+
+def test_keep_adds_a_new_root_and_moves_nothing_else() -> None:
+    from ven_common.lockset_refresh import _keep_pins
+    pins = _keep_pins(["six", "attrs>=20", "newpkg<2"], {"six": "1.17.0", "attrs": "26.1.0"})
+    assert pins == ["attrs==26.1.0", "six==1.17.0", "newpkg<2"]
+
+
+def test_the_project_file_pins_and_keeps_its_roots() -> None:
+    from ven_common.lockset_refresh import PROJECT_NAME, project_text
+    text = project_text(['colorama==0.4.6 ; sys_platform == "win32"', "six==1.17.0"], ["six"], "https://i.example/simple")
+    data = tomllib.loads(text)
+    assert data["project"]["name"] == PROJECT_NAME
+    assert data["project"]["dependencies"] == ['colorama==0.4.6 ; sys_platform == "win32"', "six==1.17.0"]
+    assert data["tool"]["ven"]["roots"] == ["six"] and data["tool"]["poetry"]["source"][0]["priority"] == "primary"
