@@ -17,6 +17,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import assert_never
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _project_env  # noqa: F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
@@ -36,7 +37,7 @@ from ven_common.cloud_client import (
 )
 from ven_common.contract import VEN_IDENTITY, Op, event_command, restore_command
 
-OPS = [Op.EVENT.value, Op.RESTORE.value, Op.CANCEL.value, Op.STATUS.value]
+OPS = [op.value for op in Op]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,25 +63,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_command(a: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
     now = time.time()
-    if a.op == Op.EVENT:
-        if a.shed_kw is None or a.duration is None:
-            parser.error("--op event needs --shed-kw and --duration")
-        if not a.shed_kw > 0:
-            parser.error(f"--shed-kw must be > 0, got {a.shed_kw:g}")
-        if not a.duration > 0:
-            parser.error(f"--duration must be > 0 seconds, got {a.duration:g}")
-        duration = int(a.duration) if float(a.duration).is_integer() else a.duration
-        return event_command(correlation_id=a.correlation_id or new_correlation_id("corr"), ven_id=a.ven_id,
-                             event_id=a.event_id or f"evt-{int(now)}", shed_kw=a.shed_kw, duration_sec=duration,
-                             start_ts=a.start_ts)
-    if a.op == Op.RESTORE:
-        return restore_command(correlation_id=a.correlation_id or new_correlation_id("restore"), ven_id=a.ven_id)
-    if a.op == Op.CANCEL:
-        if not a.event_id:
-            parser.error("--op cancel needs --event-id")
-        return {"op": Op.CANCEL.value, "correlationId": a.correlation_id or new_correlation_id("cancel"),
-                "venId": a.ven_id, "event_id": a.event_id}
-    return {"op": Op.STATUS.value, "correlationId": a.correlation_id or new_correlation_id("status"), "venId": a.ven_id}
+    op = Op(a.op)
+    match op:  # exhaustive over the contract's ops: a new op without a case here is a type error (mypy)
+        case Op.EVENT:
+            if a.shed_kw is None or a.duration is None:
+                parser.error("--op event needs --shed-kw and --duration")
+            if not a.shed_kw > 0:
+                parser.error(f"--shed-kw must be > 0, got {a.shed_kw:g}")
+            if not a.duration > 0:
+                parser.error(f"--duration must be > 0 seconds, got {a.duration:g}")
+            duration = int(a.duration) if float(a.duration).is_integer() else a.duration
+            return event_command(correlation_id=a.correlation_id or new_correlation_id("corr"), ven_id=a.ven_id,
+                                 event_id=a.event_id or f"evt-{int(now)}", shed_kw=a.shed_kw, duration_sec=duration,
+                                 start_ts=a.start_ts)
+        case Op.RESTORE:
+            return restore_command(correlation_id=a.correlation_id or new_correlation_id("restore"), ven_id=a.ven_id)
+        case Op.CANCEL:
+            if not a.event_id:
+                parser.error("--op cancel needs --event-id")
+            return {"op": Op.CANCEL.value, "correlationId": a.correlation_id or new_correlation_id("cancel"),
+                    "venId": a.ven_id, "event_id": a.event_id}
+        case Op.STATUS:
+            return {"op": Op.STATUS.value, "correlationId": a.correlation_id or new_correlation_id("status"),
+                    "venId": a.ven_id}
+        case _:
+            assert_never(op)
 
 
 def report(ack: dict, compact: bool) -> int:

@@ -12,7 +12,6 @@ import logging
 import os
 import random
 import time
-from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +38,7 @@ from venagent import driver_io, proxy_reaper
 from venagent.bus_publish import CachedAuthPublisher
 from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
 from venagent.core.config import apply_desired_settings
+from venagent.core.poll_round import COALESCE_SEC, PollRound, Step
 from venagent.journal import Journal
 from venagent.page_host import PageHost
 from venagent.web import VenWeb
@@ -47,9 +47,6 @@ _log = logging.getLogger(__name__)
 __version__ = "0.1.0"
 
 TICK_SEC = 0.5
-# How long a poll round's publishes are held for the devices still to come: platform-driver
-# publishes every device of a 1 s poll within a few ms of the others.
-COALESCE_SEC = 0.1
 REAP_SEC = 5.0
 
 # State-changing RPCs: only identities granted them (install_agents.sh: the bridge, the operator
@@ -63,10 +60,8 @@ class VenAgent(Agent):
         self._defaults: dict[str, Any] = utils.load_config(config_path) if config_path else {}
         self._config: VenConfig | None = None
         self._engine: VenEngine | None = None
-        self._devices: dict[str, list[str]] = {}
-        # A poll round's /all publishes, held until every device of the building has published
-        # (or COALESCE_SEC passed): one driver last() and one engine step per round, not per device.
-        self._round: dict[str, Mapping[str, Any]] = {}
+        # A poll round's /all publishes become one driver last() and one engine step (core.poll_round).
+        self._round = PollRound(frozenset())
         self._round_timer: gevent.Greenlet | None = None
         # The operator's page (venagent/web.py); off without platform.web. volttron-core rc38's
         # Agent has no vip.web: the agent builds the web subsystem itself (it exports route.callback).
@@ -118,21 +113,14 @@ class VenAgent(Agent):
             effects = self._engine.reconfigure(now, config)
             self._apply(effects, reason="reconfigure")
             self._config = config
-        self._devices = self._device_points(config)
-        _log.info("configured: %d circuits on %d device(s)", len(config.circuits), len(self._devices))
+        self._round = PollRound.for_config(config)
+        _log.info("configured: %d circuits on %d device(s)", len(config.circuits), len(config.circuits_by_device))
 
     def _data_dir(self) -> Path:
         home = Path(os.environ.get("VOLTTRON_HOME", "~/.volttron")).expanduser()
         path = home / "agents" / self.core.identity / "data"
         path.mkdir(parents=True, exist_ok=True)
         return path
-
-    @staticmethod
-    def _device_points(config: VenConfig) -> dict[str, list[str]]:
-        devices: dict[str, list[str]] = defaultdict(list)
-        for circuit in config.circuits:
-            devices[circuit.device].append(circuit.name)
-        return dict(devices)
 
     # -- lifecycle -----------------------------------------------------------------------
     @Core.receiver("onstart")
@@ -185,21 +173,16 @@ class VenAgent(Agent):
         if self._engine is None or self._config is None or not topic.endswith("/all"):
             return
         device = topic[len("devices/"):-len("/all")]
-        meter = self._config.meter
-        if device not in self._devices and (meter is None or meter.device != device):
-            return
         values = message[0] if isinstance(message, list) and message else message
         if not isinstance(values, dict):
             return
-        self._round[device] = values
-        if self._round_devices() <= set(self._round):
-            self._take_round()   # the whole building reported (a one-device building: at once)
-        elif self._round_timer is None:
-            self._round_timer = gevent.spawn_later(COALESCE_SEC, self._take_round)
-
-    def _round_devices(self) -> set[str]:
-        meter = None if self._config is None else self._config.meter
-        return set(self._devices) | ({meter.device} if meter is not None else set())
+        match self._round.offer(device, values):
+            case Step.TAKE:
+                self._take_round()
+            case Step.WAIT:
+                self._round_timer = gevent.spawn_later(COALESCE_SEC, self._take_round)
+            case Step.IGNORE | Step.HELD:
+                pass
 
     def _take_round(self) -> None:
         """The publishes held for this poll round become one step of the engine. The publish is the
@@ -207,7 +190,7 @@ class VenAgent(Agent):
         timer, self._round_timer = self._round_timer, None
         if timer is not None and timer is not gevent.getcurrent():
             timer.kill(block=False)
-        held, self._round = self._round, {}
+        held = self._round.take()
         if not held or self._engine is None or self._config is None:
             return
         try:
@@ -215,8 +198,8 @@ class VenAgent(Agent):
             samples: dict[str, CircuitSample] = {}
             meter_kw = meter_ts = None
             for device, values in held.items():
-                part, kw, ts = driver_io.samples_of(self._config, device, self._devices.get(device, ()), read[device],
-                                                    values)
+                part, kw, ts = driver_io.samples_of(self._config, device, self._config.circuits_by_device.get(device, ()),
+                                                    read[device], values)
                 samples.update(part)
                 if self._config.meter is not None and device == self._config.meter.device:
                     meter_kw, meter_ts = kw, ts
@@ -267,8 +250,7 @@ class VenAgent(Agent):
                 if not metered:
                     # Its slot is not open yet: meter at the first moment it is, not at the driver's
                     # next publish (up to a poll later).
-                    due = self._engine.metering_due_at()
-                    gevent.spawn_later(max(0.0, (due or 0.0) - time.time()) + 0.005, self._meter_now)
+                    gevent.spawn_later(self._engine.metering_wait_sec(time.time()), self._meter_now)
         except (Exception, gevent.Timeout):  # noqa: BLE001 - the next driver publish shows the change instead
             _log.exception("read-back after a switch failed")
 

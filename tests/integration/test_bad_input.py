@@ -151,3 +151,19 @@ def test_non_utf8_is_counted_and_refused_before_the_bus(platform: Platform, back
     backend.publish(TOPICS.cmd, b"\xc3\x28" + b'{"op":"event"}')
     wait_until(lambda: platform.rpc("ven.bridge", "get_status")["rejected_by_reason"].get("malformed_json", 0)
                > before["rejected_by_reason"].get("malformed_json", 0), 15, 0.5, "the non-UTF-8 command counted")
+
+
+@pytest.mark.parametrize("kind", ["shadow", "STATUS", "provision", "status ", ""])
+def test_an_unknown_kind_is_rejected_as_unknown_op_on_every_path(platform: Platform, backend: Backend,
+                                                                kind: str) -> None:
+    """Never answered as another kind (the old fall-through made any unhandled kind a status): over MQTT
+    (backend → bridge → VEN) and over VIP (the operator tool), the same reject with the same reason code."""
+    cloud_cid = f"unknown-{cid()}"
+    backend.publish(TOPICS.cmd, {"op": kind, "correlationId": cloud_cid, "venId": THING})
+    ack = backend.wait_json(TOPICS.ack, lambda a: a.get("correlationId") == cloud_cid, 20)
+    assert ack["status"] == "rejected" and ack["reason_code"] == "unknown_op", ack
+    assert "status_snapshot" not in ack and "op must be one of" in ack["reason"], ack
+    local_cid = f"unknown-{cid()}"
+    local = platform.rpc("ven.agent", "handle_command", {"op": kind, "correlationId": local_cid, "venId": THING})
+    assert local["status"] == "rejected" and local["reason_code"] == "unknown_op", local
+    assert local["correlationId"] == local_cid and "status_snapshot" not in local

@@ -43,6 +43,12 @@ class MeteringCadence:
         interval = self._interval_sec
         return max(self._next_slot - min(EARLY_SEC, 0.5 * interval), self._last_emit + 0.5 * interval)
 
+    def wait_sec(self, now: float) -> float:
+        """How long a reading that is ready now waits for its slot (0: emit at once), with a 5 ms margin so
+        that it lands inside the slot, not at its edge."""
+        due = self.earliest()
+        return 0.0 if due is None else max(0.0, due - now) + 0.005
+
     def arrival(self, now: float) -> bool:
         """A reading arrived at ``now``: True when it is to be emitted as a metering reading."""
         interval = self._interval_sec

@@ -24,7 +24,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from ven_common.contract import Op, RejectReason, read_correlation_id
 from ven_common.transport import TransportError, decode_object
@@ -117,13 +117,19 @@ def _validate(obj: dict[Any, Any], config: VenConfig, now: float) -> Command:
     op = _op(obj)
     correlation_id = _correlation_id(obj)
     _check_ven(obj, config.thing_name)
-    if op is Op.EVENT:
-        return _event(obj, correlation_id, config, now)
-    if op is Op.CANCEL:
-        return CancelCommand(correlation_id, _event_id(obj))
-    if op is Op.RESTORE:
-        return RestoreCommand(correlation_id)
-    return StatusCommand(correlation_id)
+    # Exhaustive: an op added to the contract without a command kind here is a type error (mypy), never
+    # silently answered as another kind.
+    match op:
+        case Op.EVENT:
+            return _event(obj, correlation_id, config, now)
+        case Op.CANCEL:
+            return CancelCommand(correlation_id, _event_id(obj))
+        case Op.RESTORE:
+            return RestoreCommand(correlation_id)
+        case Op.STATUS:
+            return StatusCommand(correlation_id)
+        case _:
+            assert_never(op)
 
 
 def _op(obj: dict[Any, Any]) -> Op:

@@ -113,6 +113,15 @@ class VenConfig(BaseModel):
         # driver publish, and rebuilding it per lookup cost O(circuits) each time.
         return {c.name: c for c in self.circuits}
 
+    @cached_property
+    def circuits_by_device(self) -> dict[str, list[str]]:
+        """Circuit names per driver device, in configuration order: the one grouping the shell and the
+        poll round use."""
+        grouped: dict[str, list[str]] = {}
+        for circuit in self.circuits:
+            grouped.setdefault(circuit.device, []).append(circuit.name)
+        return grouped
+
 
 def apply_desired_settings(config: VenConfig, change: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The config-store document with the permitted desired-shadow settings applied, and the

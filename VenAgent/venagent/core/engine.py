@@ -4,7 +4,8 @@ Every public method takes ``now`` (epoch seconds) and returns :class:`Effects` (
 messages) instead of doing I/O, so the whole demand-response behaviour is testable with a fake
 clock.
 
-Idempotency lives here, and only here: a command re-sent with its ``correlationId`` (a backend
+Idempotency lives here, and only here (the check in :mod:`venagent.core.intake`, the storing in
+:meth:`VenEngine.complete_command`): a command re-sent with its ``correlationId`` (a backend
 retry or a broker redelivery) returns the identical stored ack and changes nothing; the same
 ``correlationId`` on a *different* command is rejected (``correlation_reused``) and changes
 nothing. Acks are persisted with the command's fingerprint, bounded by ``ack_cache_size``.
@@ -26,29 +27,21 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, assert_never
 
-from ven_common.contract import Ack, BusTopics, Op, read_correlation_id, reject_ack
+from ven_common.contract import Ack, BusTopics, Op
 
 from venagent.core.baseline import MeterBeforeBaseline, RollingMeanBaseline
 from venagent.core.cadence import MeteringCadence
 from venagent.core.circuits import CircuitSample, CircuitState, CircuitTracker
-from venagent.core.commands import (
-    CancelCommand,
-    EventCommand,
-    Rejection,
-    RestoreCommand,
-    decode_command,
-    fingerprint,
-    reused_correlation,
-    validate_command,
-)
+from venagent.core.commands import CancelCommand, Command, EventCommand, Rejection, RestoreCommand, StatusCommand
 from venagent.core.config import VenConfig, effective_overrides
 from venagent.core.control import EventController
 from venagent.core.effects import Effects, EffectsBuilder, PendingCommand
 from venagent.core.errors import CommandRejected, UnknownCircuitError
 from venagent.core.handlers import CommandHandlers
 from venagent.core.health import DeviceFault, DeviceHealth
+from venagent.core.intake import Admitted, Refused, Replay, rejection_ack, take_in
 from venagent.core.lifecycle import Trigger
 from venagent.core.store import VenStore
 from venagent.core.views import accepted_ack, metering_view, settled_event_ack, status_key, status_view
@@ -126,10 +119,10 @@ class VenEngine:
         self._maybe_metering(now, fx)
         return self._finish(now, fx)
 
-    def metering_due_at(self) -> float | None:
-        """When the next metering reading may go out (None: now), for a shell holding news that
-        should not wait for the driver's next publish (a read-back of a switch)."""
-        return self._cadence.earliest()
+    def metering_wait_sec(self, now: float) -> float:
+        """How long until the next metering reading may go out, for a shell holding news that should
+        not wait for the driver's next publish (a read-back of a switch)."""
+        return self._cadence.wait_sec(now)
 
     def meter(self, now: float) -> Effects:
         """Emit the metering reading now if its slot allows, from the readings held (no new ones)."""
@@ -243,32 +236,26 @@ class VenEngine:
 
     def begin_command(self, now: float, raw: bytes | str | Mapping[str, Any]) -> PendingCommand:
         fx = EffectsBuilder()
-        decoded = decode_command(raw)
-        if isinstance(decoded, Rejection):
-            return PendingCommand(self._reject_ack(now, decoded), fx.build())
-        correlation_id = read_correlation_id(decoded)
-        print_ = fingerprint(decoded)
-        if correlation_id is not None:
-            stored = self._store.get_ack_and_fingerprint(correlation_id)
-            if stored is not None:
-                first_ack, stored_print = stored
-                if stored_print is None or stored_print == print_:
-                    return PendingCommand(first_ack, fx.build(), correlation_id, print_, replayed=True)
-                # Not stored: the first command's ack stays the answer to its correlationId.
-                return PendingCommand(self._reject_ack(now, reused_correlation(decoded, correlation_id, first_ack)),
-                                      fx.build())
-        command = validate_command(decoded, self._config, now)
-        if isinstance(command, Rejection):
-            return PendingCommand(self._reject_ack(now, command), fx.build(), correlation_id, print_,
-                                  store=correlation_id is not None)
+        intake = take_in(raw, self._store, self._config, now)
+        match intake:
+            case Replay():
+                return PendingCommand(intake.ack, fx.build(), intake.correlation_id, intake.fingerprint, replayed=True)
+            case Refused():
+                return PendingCommand(self._reject_ack(now, intake.rejection), fx.build(), intake.correlation_id,
+                                      intake.fingerprint, store=intake.store)
+            case Admitted():
+                command = intake.command
+            case _:
+                assert_never(intake)
         try:
             ack = self._dispatch(now, command, fx)
         except CommandRejected as refused:  # the core's refusals become acks here, and only here
             event_id = getattr(command, "event_id", None)
-            rejection = Rejection(decoded.get("op"), command.correlation_id, event_id, refused.code, refused.reason)
-            return PendingCommand(self._reject_ack(now, rejection), fx.build(), correlation_id, print_, store=True)
+            rejection = Rejection(intake.op, command.correlation_id, event_id, refused.code, refused.reason)
+            return PendingCommand(self._reject_ack(now, rejection), fx.build(), intake.correlation_id,
+                                  intake.fingerprint, store=True)
         # A rejection touched nothing, so only an accepted command has status or persistence to do.
-        return PendingCommand(ack, self._finish(now, fx), correlation_id, print_, store=True)
+        return PendingCommand(ack, self._finish(now, fx), intake.correlation_id, intake.fingerprint, store=True)
 
     def complete_command(self, now: float, pending: PendingCommand, *, written: Iterable[str],
                          failed: Mapping[str, str]) -> tuple[Ack, Effects]:
@@ -298,29 +285,23 @@ class VenEngine:
         )
 
     def _reject_ack(self, now: float, rejection: Rejection) -> Ack:
-        return reject_ack(
-            op=rejection.op,
-            correlation_id=rejection.correlation_id,
-            reason_code=rejection.code,
-            reason=rejection.reason,
-            ts=int(now),
-            ven_id=self._config.thing_name,
-            event_id=rejection.event_id,
-        )
+        return rejection_ack(rejection, now, self._config.thing_name)
 
-    def _dispatch(self, now: float, command: Any, fx: EffectsBuilder) -> Ack:
-        if isinstance(command, EventCommand):
-            return self._handlers.on_event(now, command, fx)
-        if isinstance(command, CancelCommand):
-            return self._handlers.on_cancel(now, command, fx)
-        if isinstance(command, RestoreCommand):
-            return self._handlers.on_restore(now, command, fx)
-        ack = accepted_ack(
-            op=Op.STATUS.value, now=now, correlation_id=command.correlation_id, ven_id=self._config.thing_name,
-            event=None, state=None, actual_shed_kw=None,
-        )
-        ack["status_snapshot"] = self.status(now)
-        return ack
+    def _dispatch(self, now: float, command: Command, fx: EffectsBuilder) -> Ack:
+        match command:  # exhaustive over the closed set of command kinds (mypy: assert_never)
+            case EventCommand():
+                return self._handlers.on_event(now, command, fx)
+            case CancelCommand():
+                return self._handlers.on_cancel(now, command, fx)
+            case RestoreCommand():
+                return self._handlers.on_restore(now, command, fx)
+            case StatusCommand():
+                ack = accepted_ack(op=Op.STATUS.value, now=now, correlation_id=command.correlation_id,
+                                   ven_id=self._config.thing_name, event=None, state=None, actual_shed_kw=None)
+                ack["status_snapshot"] = self.status(now)
+                return ack
+            case _:
+                assert_never(command)
 
     # overrides, reconfiguration, restart
     def set_override(self, now: float, circuit: str, state: bool | None) -> Effects:
