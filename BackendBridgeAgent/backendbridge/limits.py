@@ -1,7 +1,8 @@
 """AWS IoT Core publish limits, checked before anything reaches paho.
 
 mosquitto does not enforce most of them, and an oversize payload that does reach paho is
-resent forever (see aws-iot-local-emulation.md §2), so these checks are the only guard.
+resent forever (mosquitto drops an over-limit PUBLISH without a PUBACK, so paho retries it on every
+reconnect: measured when the local broker was built), so these checks are the only guard.
 """
 
 from __future__ import annotations

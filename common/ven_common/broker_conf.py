@@ -2,8 +2,9 @@
 
 Mutual TLS with the dev PKI (:mod:`ven_common.pki`), identity = client-certificate CN, a
 ``%u`` ACL copying the per-thing AWS policy, QoS <= 1, 128 KB payloads, persistent sessions
-that survive SIGKILL (autosave every second). Measured rationale for every line is in
-``shared/reference/aws-iot-local-emulation.md``.
+that survive SIGKILL (autosave every second). Each line copies a behaviour of AWS IoT Core that a
+test of this repository checks against the broker (tests/integration/test_security.py, test_backlog.py,
+test_bridge_link.py).
 
 CLI (used by the start scripts)::
 

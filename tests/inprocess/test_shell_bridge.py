@@ -29,12 +29,13 @@ def test_a_cloud_command_goes_to_the_ven_and_its_ack_is_queued_before_the_puback
                                                                                  server: TestServer,
                                                                                  driver: FakeDriver) -> None:
     driver.publish_all(server)
-    pubacked: list[bool] = []
+    # What the outbox (on disk) held at the moment the PUBACK was released: the ack must be in it.
+    pubacked: list[list[str]] = []
     raw = json.dumps({"op": "event", "correlationId": "c-br", "venId": "volttron_thing", "event_id": "evt-br",
                       "shed_kw": 1.5, "duration_sec": 120}).encode()
-    bridge._runtime.on_command(raw, False, lambda: pubacked.append(True))
+    bridge._runtime.on_command(raw, False, lambda: pubacked.append([t for t, _ in queued(bridge)]))
     acks = wait_for(lambda: [p for t, p in queued(bridge) if t == "ven/ack/volttron_thing"])
-    assert wait_for(lambda: pubacked) == [True]
+    assert "ven/ack/volttron_thing" in wait_for(lambda: pubacked)[0], "PUBACK released before the ack was on disk"
     assert acks[0]["correlationId"] == "c-br" and acks[0]["status"] == "accepted" and "source" not in acks[0]
     assert ven.get_status()["active_event"]["event_id"] == "evt-br"
     # the VEN's own bus ack of an MQTT command is not forwarded twice

@@ -4,6 +4,7 @@ and a whole runtime driven through fakes (real outbox on disk, no broker: the li
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -210,23 +211,34 @@ def test_runtime_routes_bus_messages_and_moves_the_cursor(runtime: Any) -> None:
     assert rt.outbox.cursor() == ("e", 2) and shared.counters.bus_skipped == 1
 
 
+def _until(predicate: Any, timeout: float = 5.0) -> Any:
+    """Yield to the runtime's greenlets until ``predicate()`` holds (an event, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "timed out waiting"
+        gevent.sleep(0.001)
+    return value
+
+
 def test_runtime_command_is_acked_on_disk_then_pubacked(runtime: Any) -> None:
     rt, ven, shared = runtime
-    done: list[bool] = []
-    rt.on_command(_raw(), dup=True, done=lambda: done.append(True))
+    on_disk_at_puback: list[list[str]] = []   # what the outbox held when the PUBACK was released
+    rt.on_command(_raw(), dup=True, done=lambda: on_disk_at_puback.append([t for t, _ in _queued(rt)]))
     loop = gevent.spawn(rt._command_loop)
-    gevent.sleep(0.01)
-    loop.kill()
-    assert ven.calls[0][0] == "handle_command" and done == [True]
-    assert _queued(rt)[0][0] == f"ven/ack/{THING}" and shared.counters.redeliveries == 1
+    try:
+        _until(lambda: on_disk_at_puback)
+    finally:
+        loop.kill()
+    assert ven.calls[0][0] == "handle_command"
+    assert on_disk_at_puback == [[f"ven/ack/{THING}"]], "the PUBACK went before the ack was on disk"
+    assert shared.counters.redeliveries == 1
 
 
 def test_runtime_shadow_delta_goes_to_the_ven_and_is_reported_back(runtime: Any) -> None:
     rt, ven, _shared = runtime
     rt.on_shadow_delta({"state": {"metering_interval_sec": 5}, "version": 3})
-    gevent.sleep(0.01)
+    shadow = _until(lambda: [p for t, p in _queued(rt) if t.endswith("/shadow/update")])
     assert ("apply_shadow_config", ({"metering_interval_sec": 5},)) in ven.calls
-    shadow = [p for t, p in _queued(rt) if t.endswith("/shadow/update")]
     assert shadow[-1]["state"]["reported"]["metering_interval_sec"] == 5
 
 
@@ -234,6 +246,5 @@ def test_runtime_status_is_debounced_into_one_shadow_update(runtime: Any) -> Non
     rt, _ven, _shared = runtime
     for kw in (1.0, 2.0, 3.0):
         rt.journal.accept(BusTopics.STATUS, {}, {"power_kw": kw, "circuits": []})
-    gevent.sleep(0.05)
-    shadow = [p for t, p in _queued(rt) if t.endswith("/shadow/update")]
+    shadow = _until(lambda: [p for t, p in _queued(rt) if t.endswith("/shadow/update")])
     assert len(shadow) == 1 and shadow[0]["state"]["reported"]["power_kw"] == 3.0
