@@ -28,7 +28,7 @@ set +o errexit
 trap - ERR   # a failing test run is reported by pytest itself
 as_svc env VEN_PY="$VENV/bin/python" bash "$VEN_SRC/scripts/check_code.sh"   # ruff + mypy: a finding fails the run
 check_rc=$?
-VOLTTRON_HOME="$VEN_ROOT/tmp/no-platform-here" as_svc bash -c 'cd "$1" && shift && exec python -m pytest -p no:cacheprovider --basetemp="$VEN_ROOT/tmp/pytest" "$@"' _ \
+VOLTTRON_HOME="$VEN_ROOT/tmp/no-platform-here" as_svc bash -c 'cd "$1" && shift && exec python -m pytest -p no:cacheprovider --durations=25 --basetemp="$VEN_ROOT/tmp/pytest" "$@"' _ \
     "$VEN_SRC" "$@"
 rc=$?
 if [ "$check_rc" -ne 0 ]; then

@@ -14,14 +14,15 @@ from ven_common.contract import (
     AWS_MAX_PUBLISH_PER_SECOND,
     DEFAULT_THING_NAME,
     MqttTopics,
+    resolve_thing_name,
 )
 from ven_common.errors import ConfigError as _ProjectConfigError
 
 from backendbridge.limits import topic_problems
 
-# Environment variables that override the config store (the seed's deployment knobs).
+# Environment variables that override the config store (the seed's deployment knobs). The thing name
+# follows the one rule of ven_common.contract.resolve_thing_name, shared with the VEN.
 ENV_OVERRIDES: dict[str, str] = {
-    "IOT_THING_NAME": "thing_name",
     "IOT_ENDPOINT": "endpoint",
     "IOT_PORT": "port",
     "BACKEND_URL": "backend_url",
@@ -203,6 +204,7 @@ def load_config(raw: Mapping[str, Any] | None, env: Mapping[str, str] | None = N
         value = environ.get(var)
         if value not in (None, ""):
             data[key] = value
+    data["thing_name"] = resolve_thing_name(data.get("thing_name"), environ)
     try:
         return BridgeConfig.model_validate(data)
     except ValidationError as exc:

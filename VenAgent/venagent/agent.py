@@ -25,13 +25,13 @@ from volttron.client.vip.agent.subsystems.web import WebSubSystem
 from volttron.utils.commands import vip_main
 
 from ven_common.contract import (
-    DEFAULT_THING_NAME,
     DRIVER_IDENTITY,
     Ack,
     BusTopics,
     RejectReason,
     read_correlation_id,
     reject_ack,
+    resolve_thing_name,
 )
 
 from venagent import driver_io, proxy_reaper
@@ -85,10 +85,8 @@ class VenAgent(Agent):
 
     # -- configuration -------------------------------------------------------------------
     def _configure(self, config_name: str, action: str, contents: Mapping[str, Any]) -> None:
-        thing = os.environ.get("IOT_THING_NAME")
         data = dict(contents)
-        if thing and "thing_name" not in contents:
-            data["thing_name"] = thing
+        data["thing_name"] = resolve_thing_name(contents.get("thing_name"), os.environ)  # the bridge's rule too
         try:
             config = VenConfig.from_dict(data)
         except ValueError as exc:  # ConfigError (a VenCoreError) lists every problem
@@ -297,7 +295,7 @@ class VenAgent(Agent):
             return reject_ack(op=command.get("op") if isinstance(command, dict) else None,
                               correlation_id=read_correlation_id(command), reason_code=RejectReason.NOT_READY,
                               reason="VEN not configured yet", ts=int(time.time()),
-                              ven_id=os.environ.get("IOT_THING_NAME", DEFAULT_THING_NAME))
+                              ven_id=str(resolve_thing_name(None, os.environ)))
         with self._command_lock:
             t0 = time.perf_counter()
             pending = self._engine.begin_command(time.time(), command)

@@ -9,10 +9,22 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict, cast
 
 DEFAULT_THING_NAME = "volttron_thing"
+THING_NAME_ENV = "IOT_THING_NAME"
+
+
+def resolve_thing_name(configured: object, environ: Mapping[str, str]) -> object:
+    """The one rule for the thing name, in both agents and the tools: ``IOT_THING_NAME`` when set (the
+    deployment's knob, like ``IOT_ENDPOINT``), else the configured value, else the default. Returned as given
+    (not validated): each agent's configuration validation judges it."""
+    env = environ.get(THING_NAME_ENV)
+    if env:
+        return env
+    return DEFAULT_THING_NAME if configured is None else configured
 BACKEND_IDENTITY = "cloud_backend"
 # The local Device Shadow service stand-in's certificate CN (local_backend/shadow_service.py).
 SHADOW_SERVICE_IDENTITY = "shadow_service"

@@ -70,15 +70,19 @@ class System:
     def pid(self, name: str) -> int:
         return int(self.pidfile(name).read_text().strip())
 
+    def _clean_status(self) -> subprocess.CompletedProcess[str] | None:
+        result = self.control("status", timeout=120)
+        return result if result.returncode == 0 and "bridge     connected" in result.stdout else None
+
     def assert_up(self, result: subprocess.CompletedProcess[str]) -> None:
         """start succeeded, status is clean, and a seed event is acked through the broker."""
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "Traceback" not in result.stdout + result.stderr
-        wait_until(lambda: self.control("status", timeout=120).returncode == 0, 60, 1.0, "status clean")
-        status = self.control("status", timeout=120)
+        # One status call per try: clean (exit 0: every part up, and a status command through the cloud came
+        # back accepted) with the bridge connected.
+        status = wait_until(self._clean_status, 60, 1.0, "status clean, the bridge connected")
         assert "not running" not in status.stdout and "not installed" not in status.stdout, status.stdout
-        wait_until(lambda: "bridge     connected" in self.control("status", timeout=120).stdout, 60, 1.0,
-                   "the bridge connected")
+        assert "command    status through the cloud: accepted" in status.stdout, status.stdout
         event = f"matrix-{time.monotonic_ns()}"
         sent = self.control("send-event", "--shed-kw", "1.0", "--duration", "60", "--event-id", event, timeout=120)
         assert sent.returncode == 0, sent.stdout + sent.stderr

@@ -48,3 +48,17 @@ def test_from_dict_refuses_what_is_not_the_shape() -> None:
     almost = dict.fromkeys(SEED_ACK | {"venId"}, None) | {"status": "maybe", "venId": "v"}
     assert ack_from_dict(almost) is None
     assert reading_from_dict({"venId": "v", "readings": []}) is None
+
+
+def test_the_thing_name_has_one_rule_for_both_agents() -> None:
+    """IOT_THING_NAME when set, else the configured name, else the default: the VEN and the bridge agree."""
+    from ven_common.contract import DEFAULT_THING_NAME, resolve_thing_name
+
+    from backendbridge.config import load_config
+    cases = [({"thing_name": "cfg"}, {"IOT_THING_NAME": "env"}, "env"),
+             ({"thing_name": "cfg"}, {}, "cfg"),
+             ({}, {"IOT_THING_NAME": "env"}, "env"),
+             ({}, {}, DEFAULT_THING_NAME)]
+    for config, env, expected in cases:
+        assert resolve_thing_name(config.get("thing_name"), env) == expected
+        assert load_config(config, env=env).thing_name == expected
