@@ -8,7 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
+
+from ven_common.contract import timeout_order_problem
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DEVICE = "campus/building/sim"
@@ -16,6 +19,13 @@ DEFAULT_DEVICE = "campus/building/sim"
 # and written through the real VOLTTRON Modbus driver. The VEN's circuits name points of one of
 # them; switching is configuration only.
 BUILDING_DEVICES = {"simbuilding": "campus/building/sim", "modbus": "campus/building/panel"}
+# The agents' defaults when a config file leaves the field out (backendbridge.config, venagent.core.config).
+BRIDGE_RPC_TIMEOUT_DEFAULT = 8.0
+VEN_DRIVER_TIMEOUT_DEFAULT = 3.0
+
+
+class RenderError(ValueError):
+    """The configurations cannot work together: the message names the fields and the fix."""
 
 
 def render(out: Path, thing: str, certs: Path, device: str, endpoint: str | None, port: int,
@@ -49,6 +59,10 @@ def render(out: Path, thing: str, certs: Path, device: str, endpoint: str | None
     })
     if backend_url:
         bridge["backend_url"] = backend_url
+    problem = timeout_order_problem(float(bridge.get("rpc_timeout_sec", BRIDGE_RPC_TIMEOUT_DEFAULT)),
+                                    float(ven.get("driver_timeout_sec", VEN_DRIVER_TIMEOUT_DEFAULT)))
+    if problem:
+        raise RenderError(problem)
     (out / "bridge.json").write_text(json.dumps(bridge, indent=2))
 
 
@@ -66,8 +80,11 @@ def main() -> None:
     default_port = os.environ.get("IOT_PORT") or (None if os.environ.get("IOT_ENDPOINT") else os.environ.get("BROKER_PORT"))
     p.add_argument("--port", type=int, default=int(default_port or 8883))
     a = p.parse_args()
-    render(a.out, a.thing, a.certs.resolve(), a.device or BUILDING_DEVICES[a.building], a.endpoint, a.port,
-           panel_port=a.panel_port, backend_url=a.backend_url)
+    try:
+        render(a.out, a.thing, a.certs.resolve(), a.device or BUILDING_DEVICES[a.building], a.endpoint, a.port,
+               panel_port=a.panel_port, backend_url=a.backend_url)
+    except RenderError as exc:
+        sys.exit(f"render_configs.py: error: {exc}")
 
 
 if __name__ == "__main__":

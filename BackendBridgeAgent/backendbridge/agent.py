@@ -32,8 +32,9 @@ import gevent.queue
 
 from ven_common.contract import ACK_SOURCE_MQTT, VEN_IDENTITY, BusTopics
 
-from backendbridge.bridge import FORWARDED_BUS_TOPICS, VenFailed, VenUnreachable
+from backendbridge.bridge import FORWARDED_BUS_TOPICS
 from backendbridge.config import BridgeConfig, ConfigError, load_config
+from backendbridge.errors import VenFailed, VenUnreachable
 from backendbridge.runtime import BridgeRuntime, BridgeShared
 from backendbridge.status import bridge_status
 

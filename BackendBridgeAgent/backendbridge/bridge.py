@@ -23,6 +23,7 @@ from ven_common.contract import (
 
 from backendbridge.batching import KIND_ACK, KIND_METERING, KIND_TELEMETRY
 from backendbridge.envelope import EnvelopeChecker
+from backendbridge.errors import VenFailed, VenUnreachable
 
 _log = logging.getLogger(__name__)
 
@@ -84,14 +85,6 @@ def route_bus_message(bus_topic: str, message: Any, topics: MqttTopics) -> Route
         body.setdefault("type", _TELEMETRY_TYPES[bus_topic])
         return Routed(KIND_TELEMETRY, topics.telemetry, body)
     return f"topic {bus_topic!r} is not forwarded"
-
-
-class VenUnreachable(Exception):
-    """The VEN did not answer (not running, or no answer within the RPC timeout): ``not_ready``."""
-
-
-class VenFailed(Exception):
-    """The VEN answered with an error of its own: ``internal``, never ``not_ready``."""
 
 
 class CommandPipeline:

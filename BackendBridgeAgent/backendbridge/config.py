@@ -18,6 +18,7 @@ from ven_common.contract import (
 )
 from ven_common.errors import ConfigError as _ProjectConfigError
 
+from backendbridge.errors import BridgeError
 from backendbridge.limits import topic_problems
 
 # Environment variables that override the config store (the seed's deployment knobs). The thing name
@@ -29,7 +30,7 @@ ENV_OVERRIDES: dict[str, str] = {
 }
 
 
-class ConfigError(_ProjectConfigError):
+class ConfigError(BridgeError, _ProjectConfigError):
     """The bridge's configuration is invalid: every problem found, one per line."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from backendbridge.errors import JournalUnavailable
 from backendbridge.status import BridgeCounters
 
 _log = logging.getLogger(__name__)
@@ -20,10 +21,6 @@ CATCH_UP_PAGE = 2000
 _MAX_PAGES = 1000
 
 Cursor = tuple[str, int]
-
-
-class JournalUnavailable(Exception):
-    """The VEN did not answer ``get_journal_since``."""
 
 
 class CursorStore(Protocol):

@@ -40,6 +40,7 @@ from ven_common.contract import AWS_MAX_PAYLOAD_BYTES, MqttTopics
 
 from backendbridge.backoff import FullJitterBackoff
 from backendbridge.certcheck import certificate_problems_isolated
+from backendbridge.errors import CertificateError
 from backendbridge.limits import publish_problems
 
 _log = logging.getLogger(__name__)
@@ -64,11 +65,6 @@ class LinkListener(Protocol):
     def on_disconnected(self, reason: str) -> None: ...
     def on_puback(self, token: int) -> None: ...
 
-
-class CertificateError(RuntimeError):
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)

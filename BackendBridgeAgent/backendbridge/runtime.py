@@ -26,9 +26,10 @@ from backendbridge.batching import KIND_SHADOW, KIND_SHADOW_GET
 from backendbridge.bridge import CommandPipeline, Routed, route_bus_message
 from backendbridge.config import BridgeConfig
 from backendbridge.drain import Drainer
+from backendbridge.errors import CertificateError, JournalUnavailable
 from backendbridge.gevent_link import GeventHandoff
-from backendbridge.journal_follower import Cursor, JournalFollower, JournalUnavailable
-from backendbridge.mqtt_link import CertificateError, CloudLink, LinkSettings
+from backendbridge.journal_follower import Cursor, JournalFollower
+from backendbridge.mqtt_link import CloudLink, LinkSettings
 from backendbridge.outbox import Outbox
 from backendbridge.registration import RegistrationPolicy, RegistrationResult, register_once
 from backendbridge.shadow_reporter import ShadowReporter

@@ -17,6 +17,22 @@ DEFAULT_THING_NAME = "volttron_thing"
 THING_NAME_ENV = "IOT_THING_NAME"
 
 
+# The VEN answers a command once the driver answered its writes (at most its driver_timeout_sec) plus its own
+# work; the bridge waits rpc_timeout_sec for that answer. A bridge that gives up first answers not_ready for a
+# command the VEN then carries out. Checked wherever the two configurations meet (render_configs.py).
+COMMAND_ANSWER_MARGIN_SEC = 2.0
+
+
+def timeout_order_problem(rpc_timeout_sec: float, driver_timeout_sec: float) -> str | None:
+    """Why the bridge's RPC timeout is too short for the VEN's driver timeout, or None."""
+    if rpc_timeout_sec >= driver_timeout_sec + COMMAND_ANSWER_MARGIN_SEC:
+        return None
+    return (f"the bridge's rpc_timeout_sec ({rpc_timeout_sec:g}) must be at least the VEN's driver_timeout_sec "
+            f"({driver_timeout_sec:g}) + {COMMAND_ANSWER_MARGIN_SEC:g} s, or the bridge answers not_ready for commands the "
+            "VEN then carries out: raise rpc_timeout_sec in config/bridge.json or lower driver_timeout_sec in "
+            "config/ven-agent.json")
+
+
 def resolve_thing_name(configured: object, environ: Mapping[str, str]) -> object:
     """The one rule for the thing name, in both agents and the tools: ``IOT_THING_NAME`` when set (the
     deployment's knob, like ``IOT_ENDPOINT``), else the configured value, else the default. Returned as given

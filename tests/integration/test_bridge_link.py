@@ -27,7 +27,8 @@ from ven_common.contract import MqttTopics
 from ven_common.pki import PkiPaths, generate_dev_pki
 
 from backendbridge.drain import Drainer
-from backendbridge.mqtt_link import CertificateError, CloudLink, LinkSettings
+from backendbridge.errors import CertificateError
+from backendbridge.mqtt_link import CloudLink, LinkSettings
 from backendbridge.outbox import Outbox
 from tests.support.backend import Backend
 from tests.support.broker import LocalBroker

@@ -72,3 +72,11 @@ def test_shipped_ven_agent_config_is_valid() -> None:
     cfg = VenConfig.from_dict(json.loads((AGENT_DIR.parent / "config" / "ven-agent.json").read_text()))
     assert {c.name for c in cfg.circuits} >= {"HVAC", "Heater", "EV Charger"}
     assert [c.name for c in cfg.circuits if c.critical] == ["Lighting"]
+
+
+def test_the_bridges_exceptions_share_one_base() -> None:
+    from backendbridge import errors
+    from backendbridge.config import ConfigError
+    for kind in (errors.VenUnreachable, errors.VenFailed, errors.JournalUnavailable, errors.CertificateError,
+                 ConfigError):
+        assert issubclass(kind, errors.BridgeError), kind

@@ -13,9 +13,10 @@ import pytest
 
 from ven_common.contract import BusTopics
 
-from backendbridge.bridge import CommandPipeline, VenFailed, VenUnreachable
+from backendbridge.bridge import CommandPipeline
 from backendbridge.config import load_config
-from backendbridge.journal_follower import JournalFollower, JournalUnavailable
+from backendbridge.errors import JournalUnavailable, VenFailed, VenUnreachable
+from backendbridge.journal_follower import JournalFollower
 from backendbridge.runtime import BridgeRuntime, BridgeShared
 from backendbridge.shadow import DeltaOutcome
 from backendbridge.shadow_reporter import ShadowReporter

@@ -9,7 +9,8 @@ import pytest
 
 from ven_common.contract import MqttTopics, registration_body
 
-from backendbridge.bridge import CommandPipeline, Routed, VenFailed, VenUnreachable, route_bus_message
+from backendbridge.bridge import CommandPipeline, Routed, route_bus_message
+from backendbridge.errors import VenFailed, VenUnreachable
 from backendbridge.registration import RegistrationPolicy, classify, register_once, registration_url
 
 THING = "volttron_thing"

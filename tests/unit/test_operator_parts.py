@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from core_support import T0, Building, event_cmd, make_engine
 
 from ven_common.contract import BusTopics
@@ -142,3 +143,25 @@ def test_only_this_platforms_orphaned_proxies_are_ended() -> None:
         Proc(40, 1, b"python\0-m\0protocol_proxy.proxy\0ModbusProxy", "/other/vhome"),  # another platform's
     ]
     assert orphaned_proxies(procs, home) == [30, 31]
+
+
+def test_the_timeout_order_is_checked_where_both_configs_meet(tmp_path: Path) -> None:
+    """The bridge must wait longer for the VEN's answer than the VEN waits for the driver: the committed
+    configs keep that order, and a pair that breaks it is refused when rendered, naming both fields."""
+    import json
+
+    from ven_common.contract import timeout_order_problem
+    bridge = json.loads((REPO / "config/bridge.json").read_text())
+    ven = json.loads((REPO / "config/ven-agent.json").read_text())
+    assert timeout_order_problem(bridge.get("rpc_timeout_sec", 8.0), ven.get("driver_timeout_sec", 3.0)) is None
+    problem = timeout_order_problem(4.0, 3.0)
+    assert problem is not None and "rpc_timeout_sec (4)" in problem and "driver_timeout_sec (3)" in problem
+    render = _script("render_configs.py")
+    render.REPO = tmp_path  # a checkout whose VEN waits for its driver as long as the bridge waits for the VEN
+    (tmp_path / "config/driver").mkdir(parents=True)
+    for name in ("config/driver/sim.config", "config/driver/panel.config", "config/bridge.json"):
+        (tmp_path / name).write_text((REPO / name).read_text())
+    (tmp_path / "config/ven-agent.json").write_text(json.dumps(dict(ven, driver_timeout_sec=10)))
+    with pytest.raises(render.RenderError, match="driver_timeout_sec"):
+        render.render(tmp_path / "out", "volttron_thing", tmp_path, "campus/building/panel", None, 8883)
+    assert not (tmp_path / "out/bridge.json").exists()
