@@ -28,7 +28,7 @@ import os
 import shutil
 import time
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 from urllib.parse import parse_qs
@@ -133,22 +133,24 @@ class WebRoutes(Protocol):
     def register_endpoint(self, endpoint: str, callback: Callable[..., Any]) -> Any: ...
 
 
-def live_mv(status: dict[str, Any], rows: Iterable[list[Any]], now: float) -> dict[str, Any] | None:
-    """The active event's M&V so far, from the ring's rows: None without an active event."""
+def live_mv(status: dict[str, Any], now: float) -> dict[str, Any] | None:
+    """The active event's M&V so far, as the VEN's core computes it (``active_event.mv``: the same rules as the
+    event's report, never a second computation here): None without an active event."""
     active = status.get("active_event")
     if not isinstance(active, dict):
         return None
     start = active.get("start_ts") or now
-    sheds = [r[3] for r in rows if r[5] == active.get("event_id") and isinstance(r[3], (int, float))]
     requested = active.get("requested_shed_kw") or 0.0
-    mean = sum(sheds) / len(sheds) if sheds else None
+    found = active.get("mv")
+    mv: dict[str, Any] = found if isinstance(found, dict) else {}
+    mean = mv.get("mean_shed_kw")
     return {
         "event_id": active.get("event_id"),
         "requested_shed_kw": requested,
         "current_shed_kw": active.get("actual_shed_kw"),
-        "mean_shed_kw": None if mean is None else round(mean, 3),
+        "mean_shed_kw": mean,
         "performance": None if mean is None or not requested else round(mean / requested, 3),
-        "delivered_kwh": None if mean is None else round(mean * max(0.0, now - start) / 3600.0, 4),
+        "delivered_kwh": mv.get("delivered_kwh"),
         "elapsed_sec": round(max(0.0, now - start), 1),
         "remaining_sec": None if active.get("end_ts") is None else round(max(0.0, active["end_ts"] - now), 1),
         "shed_circuits": active.get("shed_circuits") or [],
@@ -167,7 +169,7 @@ def page_state(*, now: float, ven_id: str | None, status: dict[str, Any], events
         "status": status,
         "readings": ring.since(since),
         "events": events,
-        "live_mv": live_mv(status, ring.rows, now),
+        "live_mv": live_mv(status, now),
         "bridge": bridge,
         "chart_lib": chart_lib,
     }

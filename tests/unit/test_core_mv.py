@@ -184,3 +184,18 @@ def test_many_devices_reporting_in_one_poll_round_give_one_baseline_sample() -> 
             engine.on_readings(T0 + second + 0.01 * k, {name: sample})
     # Ten rounds, one sample each: nine at 10 kW and one at 13 kW (not five publishes of the last round).
     assert engine.status(T0 + 10)["baseline_kw"] == pytest.approx(10.3)
+
+
+def test_the_running_figures_follow_the_reports_rules() -> None:
+    """``so_far`` (status, page) and ``finish`` (the report) give the same numbers at the same moment."""
+    from venagent.core.mv import MvAccumulator
+    running, closing = MvAccumulator(10.0, 1000.0), MvAccumulator(10.0, 1000.0)
+    for acc in (running, closing):
+        acc.add_sample(1000.0, 8.0)
+        acc.add_sample(1010.0, 7.0)
+    assert running.so_far(1000.0 + 10.0)["mean_shed_kw"] == 2.5
+    at_end = running.so_far(1030.0)
+    report = closing.finish(1030.0)
+    assert at_end["mean_shed_kw"] == round(report["mean_actual_shed_kw"], 3)
+    assert at_end["delivered_kwh"] == round(report["delivered_kwh"], 4)
+    assert running.last_ts == 1010.0, "so_far closed the books"

@@ -23,7 +23,9 @@ class Host:
 
     def get_status(self) -> dict[str, Any]:
         return {"active_event": {"event_id": "e1", "start_ts": 1000.0, "end_ts": 1600.0, "requested_shed_kw": 2.0,
-                                 "actual_shed_kw": 2.1, "shed_circuits": ["HVAC"]}}
+                                 "actual_shed_kw": 2.1, "shed_circuits": ["HVAC"],
+                                 "mv": {"baseline_kw": 10.0, "mean_shed_kw": 2.5, "delivered_kwh": 0.2083,
+                                        "covered_sec": 300.0}}}
 
     def recent_events(self, limit: int) -> list[dict[str, Any]]:
         return [{"event_id": "e1"}][:limit]
@@ -55,8 +57,10 @@ def test_live_mv_and_page_state_are_pure() -> None:
     ring = MeteringRing()
     ring.add({"ts": 1100.0, "power_kw": 8.0, "shed_kw": 2.0, "active_event": "e1"}, 2.0)
     ring.add({"ts": 1200.0, "power_kw": 7.0, "shed_kw": 3.0, "active_event": "e1"}, 2.0)
-    mv = live_mv(Host().get_status(), ring.rows, now=1300.0)
+    mv = live_mv(Host().get_status(), now=1300.0)
+    # The core's running M&V, shown as it is (not recomputed from the page's ring)
     assert mv is not None and mv["mean_shed_kw"] == 2.5 and mv["performance"] == 1.25
+    assert mv["delivered_kwh"] == 0.2083
     assert mv["elapsed_sec"] == 300.0 and mv["remaining_sec"] == 300.0
     state = page_state(now=1300.0, ven_id="v", status={"active_event": None}, events=[], ring=ring, since=1150.0,
                        bridge={}, chart_lib=None)

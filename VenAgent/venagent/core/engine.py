@@ -386,6 +386,7 @@ class VenEngine:
             scheduled=self._ctl.scheduled(),
             stale=self._circuits.stale_circuits(now),
             faults=[f.to_dict() for f in self.device_faults(now)],
+            now=now,
         )
 
     def recent_events(self, limit: int = 20) -> list[dict[str, Any]]:

@@ -68,6 +68,20 @@ class MvAccumulator:
         if entry is not None:
             entry.close(now)
 
+    def so_far(self, now: float) -> dict[str, float | None]:
+        """The running figures at ``now``, by the same rules as :meth:`finish` (the last reading's shed held up to
+        ``now``), without closing anything: the one M&V the status, the page and the report share."""
+        energy, covered = self.energy_kw_sec, self.covered_sec
+        if self.last_ts is not None and self.last_shed_kw is not None and now > self.last_ts:
+            energy += self.last_shed_kw * (now - self.last_ts)
+            covered += now - self.last_ts
+        return {
+            "baseline_kw": round(self.baseline_kw, 3),
+            "mean_shed_kw": round(energy / covered, 3) if covered > 0 else None,
+            "delivered_kwh": round(energy / 3600.0, 4),
+            "covered_sec": round(covered, 1),
+        }
+
     def finish(self, end_ts: float) -> dict[str, Any]:
         """Close the books at ``end_ts`` and return the report's M&V fields."""
         if self.last_ts is not None and self.last_shed_kw is not None and end_ts > self.last_ts:

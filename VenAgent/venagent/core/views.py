@@ -105,8 +105,8 @@ def circuits_view(tracker: CircuitTracker, overrides: Mapping[str, bool], full: 
     return rows
 
 
-def event_summary(event: EventRecord, actual_shed_kw: float | None) -> dict[str, Any]:
-    return {
+def event_summary(event: EventRecord, actual_shed_kw: float | None, now: float | None = None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
         "event_id": event.event_id,
         "state": event.state.value,
         "requested_shed_kw": event.requested_shed_kw,
@@ -115,6 +115,9 @@ def event_summary(event: EventRecord, actual_shed_kw: float | None) -> dict[str,
         "end_ts": event.end_ts,
         "shed_circuits": list(event.shed_order),
     }
+    if now is not None and event.mv is not None:
+        summary["mv"] = event.mv.so_far(now)  # the running M&V (core.mv), the same the report closes
+    return summary
 
 
 def status_view(
@@ -128,12 +131,13 @@ def status_view(
     scheduled: Sequence[EventRecord],
     stale: Collection[str] = (),
     faults: Sequence[Mapping[str, Any]] = (),
+    now: float | None = None,
 ) -> dict[str, Any]:
     return {
         "power_kw": kw(total_kw),
         "shed_kw": kw(shed_kw),
         "baseline_kw": kw(baseline_kw),
-        "active_event": None if active is None else event_summary(active, shed_kw),
+        "active_event": None if active is None else event_summary(active, shed_kw, now),
         "circuits": circuits_view(tracker, overrides, full=True, stale=stale),
         "scheduled_events": [event_summary(e, None) for e in scheduled],
         "overrides": dict(overrides),
