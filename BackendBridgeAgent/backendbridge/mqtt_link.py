@@ -111,6 +111,7 @@ class CloudLink:
         )
         self._client: mqtt.Client | None = None
         self._connected = False
+        self._subscribed = False
         self._ack_lock = threading.Lock()
         self._pending: dict[int, int] = {}
         self._early: OrderedDict[int, None] = OrderedDict()
@@ -130,7 +131,13 @@ class CloudLink:
 
     @property
     def connected(self) -> bool:
+        """Up for publishing (the outbox drains on it)."""
         return self._connected
+
+    @property
+    def subscribed(self) -> bool:
+        """Every subscription granted since the last connect: commands can arrive."""
+        return self._connected and self._subscribed
 
     @property
     def reconnects(self) -> int:
@@ -251,6 +258,7 @@ class CloudLink:
             _log.error("broker refused the connection: %s", reason)
             return
         self._connected = True
+        self._subscribed = False  # until the SUBACK grants every subscription
         self._session_present = bool(flags.session_present)
         self.connects += 1
         self.last_connect = self._wall()
@@ -265,9 +273,14 @@ class CloudLink:
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[Any], props: Any) -> None:
         if mid != self._sub_mid:
             return
-        failed = [str(r) for r in reasons if r.is_failure]
+        failed = [f"{topic}: {r}" for topic, r in zip(self.settings.subscriptions(), reasons, strict=False)
+                  if r.is_failure]
+        self._subscribed = not failed
         if failed:
-            _log.error("subscription refused: %s", failed)
+            # Connected but deaf to commands: never reported as connected (status, shadow, doctor), with why.
+            self.last_error = "subscription refused: " + "; ".join(failed) + \
+                " (the thing's policy must allow subscribe and receive on its command and shadow topics)"
+            _log.error("%s", self.last_error)
         session_present = self._session_present
         self._handoff(lambda: self._listener.on_connected(session_present))
 

@@ -36,6 +36,8 @@ class LinkView(Protocol):
     @property
     def connected(self) -> bool: ...
     @property
+    def subscribed(self) -> bool: ...
+    @property
     def reconnects(self) -> int: ...
     @property
     def last_connect(self) -> float | None: ...
@@ -58,7 +60,9 @@ class DrainView(Protocol):
 
 def _link_part(cfg: BridgeConfig | None, link: LinkView | None) -> dict[str, Any]:
     return {
-        "connected": bool(link and link.connected),
+        # Connected means reachable both ways: a link whose subscriptions were refused cannot get commands.
+        "connected": bool(link and link.connected and link.subscribed),
+        "subscribed": bool(link and link.subscribed),
         "endpoint": f"{cfg.endpoint}:{cfg.port}" if cfg else None,
         "thing": cfg.thing_name if cfg else None,
         "last_connect": link.last_connect if link else None,

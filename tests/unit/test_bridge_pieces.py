@@ -249,3 +249,37 @@ def test_runtime_status_is_debounced_into_one_shadow_update(runtime: Any) -> Non
         rt.journal.accept(BusTopics.STATUS, {}, {"power_kw": kw, "circuits": []})
     shadow = _until(lambda: [p for t, p in _queued(rt) if t.endswith("/shadow/update")])
     assert len(shadow) == 1 and shadow[0]["state"]["reported"]["power_kw"] == 3.0
+
+
+def test_a_refused_subscription_is_not_reported_as_connected(tmp_path: Path) -> None:
+    """A broker (or an AWS policy) that refuses the command topic leaves the bridge able to publish but deaf to
+    commands: the link says so (status: connected false, the reason in last_error), it does not say connected."""
+    from types import SimpleNamespace
+
+    from ven_common.contract import MqttTopics
+
+    from backendbridge.mqtt_link import CloudLink, LinkSettings
+    from backendbridge.status import _link_part
+
+    class Listener:
+        def __init__(self) -> None:
+            self.up: list[bool] = []
+
+        def on_connected(self, session_present: bool) -> None:
+            self.up.append(session_present)
+
+    settings = LinkSettings(thing=THING, endpoint="localhost", port=8883, ca=tmp_path / "ca.pem",
+                            cert=tmp_path / "c.crt", key=tmp_path / "c.key", topics=MqttTopics(THING))
+    listener = Listener()
+    link = CloudLink(settings, listener)  # type: ignore[arg-type]
+    granted, refused = SimpleNamespace(is_failure=False), SimpleNamespace(is_failure=True)
+    client = SimpleNamespace(subscribe=lambda topics: (0, 7))
+    link._on_connect(client, None, SimpleNamespace(session_present=False), granted, None)
+    assert link.connected and not link.subscribed    # not yet: the SUBACK has not come
+    link._on_subscribe(client, None, 7, [refused, granted, granted, granted], None)
+    assert link.connected and not link.subscribed
+    assert link.last_error is not None and f"ven/cmd/{THING}" in link.last_error and "refused" in link.last_error
+    assert _link_part(None, link)["connected"] is False
+    link._on_connect(client, None, SimpleNamespace(session_present=True), granted, None)
+    link._on_subscribe(client, None, 7, [granted] * 4, None)
+    assert link.subscribed and _link_part(None, link)["connected"] is True
