@@ -182,7 +182,7 @@ class Doctor:
     def round_trip(self) -> str:
         if not (self.a.certs / "cloud_backend.crt").exists():
             raise Failure("no cloud_backend certificate in certs/ to send a command as the backend: send one from "
-                          "the AWS IoT console's MQTT test client to ven/cmd/{thing} instead")
+                          f"the AWS IoT console's MQTT test client to {self.topics.cmd} instead")
         command = {"op": "status", "correlationId": new_correlation_id("doctor"), "venId": self.a.thing}
         try:
             with CloudClient(self.settings) as client:

@@ -35,7 +35,7 @@ from ven_common.cloud_client import (
     run_cli,
     settings_from_args,
 )
-from ven_common.contract import VEN_IDENTITY, Op, event_command, restore_command
+from ven_common.contract import VEN_IDENTITY, MqttTopics, Op, event_command, restore_command
 
 OPS = [op.value for op in Op]
 
@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start-ts", type=float, help="event start, epoch seconds (default: now)")
     p.add_argument("--correlation-id", help="correlationId (default: generated)")
     p.add_argument("--wait-ack", action="store_true",
-                   help="wait for the VEN's ack on ven/ack/{venId} and print it (the default; kept for old scripts)")
+                   help=f"wait for the VEN's ack on {MqttTopics('{venId}').ack} and print it (the default; kept for "
+                        "old scripts)")
     p.add_argument("--no-wait", action="store_true", help="only publish the command and print it, do not wait")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the ack (default 10)")
     p.add_argument("--local", action="store_true",

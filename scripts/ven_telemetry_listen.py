@@ -31,6 +31,7 @@ from ven_common.cloud_client import (
     run_cli,
     settings_from_args,
 )
+from ven_common.contract import METERING_TOPIC
 
 
 def unroll(doc: Any) -> Iterator[dict[str, Any]]:
@@ -63,7 +64,7 @@ def main() -> int:
     p.add_argument("--all", action="store_true", help="show every VEN's readings, not only --ven-id's")
     p.add_argument("--count", type=int, help="stop after N readings")
     p.add_argument("--json", action="store_true", help="one JSON document per reading")
-    p.add_argument("--topic", default="volttron/metering", help="metering topic (default volttron/metering)")
+    p.add_argument("--topic", default=METERING_TOPIC, help=f"metering topic (default {METERING_TOPIC})")
     p.add_argument("--timeout", type=float,
                    help="give up (exit 4) after this many seconds without a reading (default: 60 with --count, "
                         "else wait forever)")

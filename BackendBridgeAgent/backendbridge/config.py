@@ -41,13 +41,26 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class TopicConfig(_Frozen):
-    """MQTT topic names; the defaults are the seed's topic table."""
+_CONTRACT = MqttTopics(DEFAULT_THING_NAME)
 
-    metering: str = "volttron/metering"
-    cmd_prefix: str = "ven/cmd"
-    ack_prefix: str = "ven/ack"
-    telemetry_prefix: str = "ven/telemetry"
+
+class TopicConfig(_Frozen):
+    """The MQTT topic names: the contract's (ven_common.contract.MqttTopics), not the bridge's to choose. A config
+    may still spell them out (older ones did), but another name is refused: the broker's ACL, the backend and the
+    tools take theirs from the contract, and a bridge on its own names would split the system silently."""
+
+    metering: str = _CONTRACT.metering
+    cmd_prefix: str = _CONTRACT.cmd_prefix
+    ack_prefix: str = _CONTRACT.ack_prefix
+    telemetry_prefix: str = _CONTRACT.telemetry_prefix
+
+    @model_validator(mode="after")
+    def _the_contracts(self) -> TopicConfig:
+        for name in ("metering", "cmd_prefix", "ack_prefix", "telemetry_prefix"):
+            if getattr(self, name) != getattr(_CONTRACT, name):
+                raise ValueError(f"{name} must be the contract's {getattr(_CONTRACT, name)!r} (topics are not "
+                                 "configurable: remove 'topics' from the bridge config)")
+        return self
 
 
 class BridgeConfig(_Frozen):

@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from ven_common.contract import BACKEND_IDENTITY, SHADOW_SERVICE_IDENTITY
+from ven_common.contract import BACKEND_IDENTITY, SHADOW_SERVICE_IDENTITY, SHADOW_THINGS_PREFIX, MqttTopics
 
 CONF_NAME = "mosquitto.conf"
 ACL_NAME = "aws_iot.acl"
@@ -28,34 +28,36 @@ LOG_NAME = "mosquitto.log"
 
 
 def render_acl(backend_user: str = BACKEND_IDENTITY, shadow_user: str = SHADOW_SERVICE_IDENTITY) -> str:
-    """The per-thing policy as a mosquitto ACL; ``%u`` is the client certificate's CN."""
+    """The per-thing policy as a mosquitto ACL; ``%u`` is the client certificate's CN. Every topic comes from the
+    contract (:class:`MqttTopics` with ``%u`` or ``+`` as the thing), so the broker cannot drift from the agents."""
+    own, any_thing = MqttTopics("%u"), MqttTopics("+")
     return f"""\
 # Mimics the per-thing AWS IoT policy. %u = certificate CN (use_identity_as_username),
 # i.e. the thing name. "pattern" lines apply to every authenticated client.
 # write = publish, read = subscribe + receive, readwrite = both.
-pattern write volttron/metering
-pattern write ven/ack/%u
-pattern write ven/telemetry/%u
-pattern read ven/cmd/%u
+pattern write {own.metering}
+pattern write {own.ack}
+pattern write {own.telemetry}
+pattern read {own.cmd}
 # A thing may ask its own shadow (update, get, delete) and hear every answer; only the shadow
 # service answers (accepted, rejected, delta, documents).
-pattern write $aws/things/%u/shadow/update
-pattern write $aws/things/%u/shadow/get
-pattern write $aws/things/%u/shadow/delete
-pattern read $aws/things/%u/shadow/#
+pattern write {own.shadow_update}
+pattern write {own.shadow_get}
+pattern write {own.shadow_delete}
+pattern read {own.shadow_all}
 
 # The cloud backend plays AWS IoT rules and the seed's backend: it may read and write everything
 # (it sets a shadow's desired state). '#' does not cover '$'-topics, hence the $aws/# line.
 user {backend_user}
 topic readwrite #
-topic readwrite $aws/#
+topic readwrite {SHADOW_THINGS_PREFIX.split("/")[0]}/#
 
 # The Device Shadow service stand-in: hears every shadow request, publishes the answers.
 user {shadow_user}
-topic read $aws/things/+/shadow/update
-topic read $aws/things/+/shadow/get
-topic read $aws/things/+/shadow/delete
-topic write $aws/things/+/shadow/#
+topic read {any_thing.shadow_update}
+topic read {any_thing.shadow_get}
+topic read {any_thing.shadow_delete}
+topic write {any_thing.shadow_all}
 """
 
 

@@ -113,12 +113,19 @@ class EventState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+METERING_TOPIC = "volttron/metering"
+# AWS IoT's reserved prefix of the Device Shadow service's topics.
+SHADOW_THINGS_PREFIX = "$aws/things/"
+
+
 @dataclass(frozen=True)
 class MqttTopics:
-    """The MQTT topics of one thing, as in the seed's topic table (configurable, seed defaults)."""
+    """The MQTT topics of one thing, as in the seed's topic table: the one place every process (the bridge, the
+    tools, the backend and shadow stand-ins, the broker's ACL) takes a topic name from. ``thing`` may be a
+    pattern: ``MqttTopics("+")`` for a subscription to every thing, ``MqttTopics("%u")`` for mosquitto's ACL."""
 
     thing: str
-    metering: str = "volttron/metering"
+    metering: str = METERING_TOPIC
     cmd_prefix: str = "ven/cmd"
     ack_prefix: str = "ven/ack"
     telemetry_prefix: str = "ven/telemetry"
@@ -137,7 +144,7 @@ class MqttTopics:
 
     @property
     def shadow_prefix(self) -> str:
-        return f"$aws/things/{self.thing}/shadow"
+        return f"{SHADOW_THINGS_PREFIX}{self.thing}/shadow"
 
     @property
     def shadow_update(self) -> str:
@@ -162,6 +169,24 @@ class MqttTopics:
     @property
     def shadow_get_accepted(self) -> str:
         return f"{self.shadow_prefix}/get/accepted"
+
+    @property
+    def shadow_delete(self) -> str:
+        return f"{self.shadow_prefix}/delete"
+
+    @property
+    def shadow_all(self) -> str:
+        """Every topic of the thing's shadow (a subscription filter)."""
+        return f"{self.shadow_prefix}/#"
+
+    def shadow(self, suffix: str) -> str:
+        """``$aws/things/{thing}/shadow/{suffix}``: an answer topic (``update/accepted``, ``get/rejected``, …)."""
+        return f"{self.shadow_prefix}/{suffix}"
+
+    def thing_of(self, topic: str, prefix: str) -> str | None:
+        """The thing a per-thing topic names (``ven/ack/x`` with prefix ``ack_prefix`` → ``x``), else None."""
+        head = f"{prefix}/"
+        return topic[len(head):] if topic.startswith(head) and "/" not in topic[len(head):] else None
 
 
 class BusTopics:

@@ -53,7 +53,7 @@ class Consumer:
         if rc.is_failure:
             _log.error("MQTT connect refused: %s", rc)
             return
-        client.subscribe([(ingest.METERING, 1), (ingest.ACK_PREFIX + "+", 1), (ingest.TELEMETRY_PREFIX + "+", 1)])
+        client.subscribe([(topic, 1) for topic in ingest.SUBSCRIPTIONS])
         self.connected.set()
         _log.info("MQTT connected to %s:%d as cloud_backend", self.host, self.port)
 

@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ven_common.contract import MqttTopics
+
 from local_backend.ingest import online
 from local_backend.store import Store
 
@@ -50,7 +52,8 @@ class VenIn(BaseModel):
     @classmethod
     def _topic_safe(cls, value: str) -> str:
         if any(ch in value for ch in "/+#\0"):
-            raise ValueError("must not contain '/', '+', '#' or NUL (it is the thing name in ven/cmd/{registrationId})")
+            raise ValueError("must not contain '/', '+', '#' or NUL (it is the thing name in "
+                             f"{MqttTopics('{registrationId}').cmd})")
         return value
 
 

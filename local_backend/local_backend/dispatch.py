@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ven_common.contract import event_command
+from ven_common.contract import MqttTopics, event_command
 
 from local_backend.ingest import online
 from local_backend.store import Store
@@ -37,7 +37,7 @@ def due_commands(store: Store, now: float, fresh_sec: float) -> list[tuple[str, 
                            "venId": ven_id, "event_id": event["event_id"]}
                 key = (event["event_id"], ven_id, 0)
                 if key not in [k for _, _, k in out]:
-                    out.append((f"ven/cmd/{ven_id}", command, key))
+                    out.append((MqttTopics(ven_id).cmd, command, key))
             continue
         if event["status"] != "active" or not event["start_ts"] <= now <= event["end_ts"]:
             continue
@@ -54,7 +54,7 @@ def due_commands(store: Store, now: float, fresh_sec: float) -> list[tuple[str, 
             command = event_command(correlation_id=correlation_id, ven_id=ven_id, event_id=event["event_id"],
                                     shed_kw=float(event["shed_kw"]), duration_sec=duration,
                                     start_ts=float(event["start_ts"]))
-            out.append((f"ven/cmd/{ven_id}", command, (event["event_id"], ven_id, int(event["revision"]))))
+            out.append((MqttTopics(ven_id).cmd, command, (event["event_id"], ven_id, int(event["revision"]))))
     return out
 
 

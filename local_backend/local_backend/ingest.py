@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ven_common.contract import seed_reading_problem
+from ven_common.contract import MqttTopics, seed_reading_problem
 
 from local_backend.store import Store
 
-METERING = "volttron/metering"
-ACK_PREFIX = "ven/ack/"
-TELEMETRY_PREFIX = "ven/telemetry/"
+# Every thing's topics, from the contract: what the backend subscribes to and how it reads the thing back.
+EVERY_THING = MqttTopics("+")
+SUBSCRIPTIONS = (EVERY_THING.metering, EVERY_THING.ack, EVERY_THING.telemetry)
 
 
 def _decode(payload: bytes) -> tuple[Any, str | None]:
@@ -53,7 +53,7 @@ def _counted(store: Store, added: bool, counter: str) -> str:
 def handle(store: Store, topic: str, payload: bytes, now: float) -> str:
     """Store one message; returns what happened (``stored``, ``duplicate``, ``rejected: ...``)."""
     body, error = _decode(payload)
-    if topic == METERING:
+    if topic == EVERY_THING.metering:
         problem = error or seed_reading_problem(body)
         if problem is not None:
             return _rejected(store, topic, problem, payload, now)
@@ -61,15 +61,13 @@ def handle(store: Store, topic: str, payload: bytes, now: float) -> str:
         _auto_register(store, ven_id, now)
         store.seen(ven_id, now)
         return _counted(store, store.add_reading(ven_id, body, now), "readings")
-    if topic.startswith(ACK_PREFIX):
-        ven_id = topic[len(ACK_PREFIX):]
+    if (ven_id := EVERY_THING.thing_of(topic, EVERY_THING.ack_prefix)) is not None:
         if error or not isinstance(body, dict):
             return _rejected(store, topic, error or "not a JSON object", payload, now)
         if store.ven(ven_id):
             store.seen(ven_id, now)
         return _counted(store, store.add_ack(ven_id, body, now), "acks")
-    if topic.startswith(TELEMETRY_PREFIX):
-        ven_id = topic[len(TELEMETRY_PREFIX):]
+    if (ven_id := EVERY_THING.thing_of(topic, EVERY_THING.telemetry_prefix)) is not None:
         if isinstance(body, dict) and body.get("online") is False:
             store.will(ven_id, now)
             return "offline"

@@ -26,11 +26,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ven_common.contract import MqttTopics
+
 from local_backend import missing_certificate
 from local_backend.shadow_book import Shadow, ShadowBook
 
 _log = logging.getLogger("shadow_service")
-PREFIX = "$aws/things/"
+EVERY_THING = MqttTopics("+")
 
 
 def load(directory: Path) -> ShadowBook:
@@ -79,12 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         if rc.is_failure:
             _log.error("MQTT connect refused: %s", rc)
             return
-        c.subscribe([(f"{PREFIX}+/shadow/{op}", 1) for op in ("update", "get", "delete")])
+        c.subscribe([(t, 1) for t in (EVERY_THING.shadow_update, EVERY_THING.shadow_get, EVERY_THING.shadow_delete)])
         _log.info("serving %d shadow(s) on %s:%d", len(book.shadows), args.mqtt_host, args.mqtt_port)
 
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         parts = msg.topic.split("/")
-        if len(parts) != 5 or parts[0] != "$aws" or parts[1] != "things" or parts[3] != "shadow":
+        if len(parts) != 5 or MqttTopics(parts[2]).shadow(parts[4]) != msg.topic:
             return
         thing, op = parts[2], parts[4]
         now = int(time.time())
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 _log.exception("shadow %s of %s failed", op, thing)
                 return
         for suffix, body in replies:
-            c.publish(f"{PREFIX}{thing}/shadow/{suffix}", json.dumps(body, separators=(",", ":")), qos=1)
+            c.publish(MqttTopics(thing).shadow(suffix), json.dumps(body, separators=(",", ":")), qos=1)
 
     client.on_connect = on_connect
     client.on_message = on_message

@@ -52,8 +52,11 @@ def test_all_problems_reported_at_once() -> None:
 def test_cross_field_checks() -> None:
     with pytest.raises(ConfigError, match="reconnect_min_sec"):
         load_config({"reconnect_min_sec": 10, "reconnect_max_sec": 1}, env={})
-    with pytest.raises(ConfigError, match="slashes"):
+    # Topics are the contract's: a config naming others would split the system from the broker and backend.
+    with pytest.raises(ConfigError, match="topics are not configurable"):
         load_config({"topics": {"metering": "a/b/c/d/e/f/g/h/i"}}, env={})
+    assert load_config({"topics": {"metering": "volttron/metering"}}, env={}).mqtt_topics().metering == \
+        "volttron/metering"
 
 
 def test_frozen_and_cert_dir_resolution(tmp_path: Path) -> None:

@@ -62,3 +62,29 @@ def test_the_thing_name_has_one_rule_for_both_agents() -> None:
     for config, env, expected in cases:
         assert resolve_thing_name(config.get("thing_name"), env) == expected
         assert load_config(config, env=env).thing_name == expected
+
+
+def test_every_topic_string_comes_from_the_contract() -> None:
+    """No module but the contract spells a cross-process MQTT topic (docstrings aside): the bridge, the tools,
+    the backend and shadow stand-ins and the broker's ACL all build theirs from MqttTopics."""
+    import ast
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    needles = ("volttron/metering", "ven/cmd", "ven/ack", "ven/telemetry", "$aws/things")
+    offenders = []
+    for path in repo.rglob("*.py"):
+        rel = path.relative_to(repo)
+        if rel.parts[0] in ("tests", "bench") or any(p.startswith(".") for p in rel.parts) \
+                or rel.as_posix() == "common/ven_common/contract.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings \
+                    and any(n in node.value for n in needles):
+                offenders.append(f"{rel}:{node.lineno}: {node.value[:60]!r}")
+    assert offenders == []
+    assert not any(key == "topics" for key in json.loads((repo / "config/bridge.json").read_text()))

@@ -26,9 +26,9 @@ def reading(seq: int | None, **extra: object) -> bytes:
 
 def test_readings_are_stored_one_per_message_auto_registering_and_dropping_duplicates(tmp_path: Path) -> None:
     store = Store(tmp_path / "b.sqlite")
-    assert ingest.handle(store, ingest.METERING, reading(1), T0) == "stored"
-    assert ingest.handle(store, ingest.METERING, reading(1), T0 + 1) == "duplicate"
-    assert ingest.handle(store, ingest.METERING, reading(2), T0 + 1) == "stored"
+    assert ingest.handle(store, ingest.EVERY_THING.metering, reading(1), T0) == "stored"
+    assert ingest.handle(store, ingest.EVERY_THING.metering, reading(1), T0 + 1) == "duplicate"
+    assert ingest.handle(store, ingest.EVERY_THING.metering, reading(2), T0 + 1) == "stored"
     assert store.ven("ven_a")["auto_registered"] == 1
     assert [r["seq"] for r in store.readings("ven_a")] == [1, 2]
     assert store.counters() == {"auto_registered": 1, "readings": 2, "duplicates": 1}
@@ -37,9 +37,9 @@ def test_readings_are_stored_one_per_message_auto_registering_and_dropping_dupli
 def test_what_is_not_a_seed_reading_is_kept_with_its_reason(tmp_path: Path) -> None:
     store = Store(tmp_path / "b.sqlite")
     batch = json.dumps({"venId": "ven_a", "batch": True, "readings": [json.loads(reading(1))]}).encode()
-    assert ingest.handle(store, ingest.METERING, batch, T0).startswith("rejected: a batch")
-    assert ingest.handle(store, ingest.METERING, b"\xff{", T0).startswith("rejected: not JSON")
-    assert ingest.handle(store, ingest.METERING, json.dumps({"ts": 1}).encode(), T0) == "rejected: no venId"
+    assert ingest.handle(store, ingest.EVERY_THING.metering, batch, T0).startswith("rejected: a batch")
+    assert ingest.handle(store, ingest.EVERY_THING.metering, b"\xff{", T0).startswith("rejected: not JSON")
+    assert ingest.handle(store, ingest.EVERY_THING.metering, json.dumps({"ts": 1}).encode(), T0) == "rejected: no venId"
     assert next(r["reason"] for r in store.rejected()).startswith("a batch") and len(store.rejected()) == 3
     assert store.reading_count() == 0
 
@@ -53,7 +53,7 @@ def test_acks_are_stored_against_their_command_and_the_will_takes_a_ven_offline(
     assert ingest.online(store.ven("ven_a"), T0 + 1, 30)
     assert ingest.handle(store, "ven/telemetry/ven_a", b'{"online": false, "reason": "connection_lost"}', T0 + 2) == "offline"
     assert not ingest.online(store.ven("ven_a"), T0 + 3, 30)
-    ingest.handle(store, ingest.METERING, reading(9), T0 + 4)
+    ingest.handle(store, ingest.EVERY_THING.metering, reading(9), T0 + 4)
     assert ingest.online(store.ven("ven_a"), T0 + 5, 30)
     assert not ingest.online(store.ven("ven_a"), T0 + 40, 30), "telemetry too old"
 
