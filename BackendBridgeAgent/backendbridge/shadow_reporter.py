@@ -19,6 +19,15 @@ _SHADOW_MARGIN = 200  # room for "version" and "clientToken" added after buildin
 MAX_REPORTED_BYTES = 8 * 1024 - _SHADOW_MARGIN
 
 
+def _ven_answer(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The VEN's answer to ``apply_shadow_config``: (accepted, refused with reasons). A VEN of an earlier version
+    answered with the accepted settings only."""
+    if isinstance(result, dict) and set(result) == {"accepted", "refused"}:
+        accepted, refused = result["accepted"], result["refused"]
+        return (accepted if isinstance(accepted, dict) else {}), (refused if isinstance(refused, dict) else {})
+    return (result if isinstance(result, dict) else {}), {}
+
+
 class ShadowReporter:
     def __init__(self) -> None:
         self.sync = ShadowVersionSync()
@@ -56,9 +65,11 @@ class ShadowReporter:
             if error is not None:
                 refused.update({k: f"VEN agent unreachable: {error}"[:200] for k in outcome.change})
             else:
-                taken = accepted if isinstance(accepted, dict) else {}
+                taken, reasons = _ven_answer(accepted)
                 self.desired_echo.update({k: v for k, v in taken.items() if k in outcome.change})
-                refused.update({k: "refused by the VEN" for k in outcome.change if k not in taken})
+                # The VEN's own reason where it gave one (a partial take, e.g. unknown circuits, keeps its reason).
+                refused.update({k: str(reasons.get(k, "refused by the VEN"))[:200] for k in outcome.change
+                                if k not in taken or k in reasons})
         if refused:
             _log.warning("shadow delta keys refused: %s", refused)
         self.desired_refused = refused

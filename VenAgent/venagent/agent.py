@@ -37,7 +37,7 @@ from ven_common.contract import (
 from venagent import driver_io, proxy_reaper
 from venagent.bus_publish import CachedAuthPublisher
 from venagent.core import CircuitSample, Effects, VenConfig, VenCoreError, VenEngine, VenStore
-from venagent.core.config import apply_desired_settings
+from venagent.core.config import desired_outcome
 from venagent.core.poll_round import COALESCE_SEC, PollRound, Step
 from venagent.journal import Journal
 from venagent.page_host import PageHost
@@ -352,18 +352,17 @@ class VenAgent(Agent):
     def apply_shadow_config(self, change: Mapping[str, Any]) -> dict[str, Any]:
         """Apply permitted desired-shadow settings through the config store (so they persist).
 
-        Returns the accepted subset; anything the VEN's config validation refuses is left out.
+        Returns ``{"accepted": {...}, "refused": {setting: the VEN's reason}}``: the bridge reports the reasons in
+        the shadow (``desired_refused``), where the backend reads them.
         """
         if self._config is None or not isinstance(change, Mapping):
-            return {}
-        try:
-            data, accepted = apply_desired_settings(self._config, change)
-        except ValueError as exc:
-            _log.warning("shadow config refused: %s", exc)
-            return {}
-        if accepted:
+            return {"accepted": {}, "refused": {"*": "VEN not configured yet"}}
+        data, accepted, refused = desired_outcome(self._config, change)
+        if refused:
+            _log.warning("shadow settings refused: %s", refused)
+        if accepted and data is not None:
             self.vip.config.set("config", data, trigger_callback=True)
-        return accepted
+        return {"accepted": accepted, "refused": refused}
 
     @RPC.export
     def set_override(self, circuit: str, state: bool | None) -> dict[str, Any]:

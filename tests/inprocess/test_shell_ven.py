@@ -63,10 +63,12 @@ def test_a_config_change_applies_without_a_restart_and_a_bad_one_is_refused(ven:
 
 
 def test_a_shadow_setting_goes_through_the_config_store(ven: Any) -> None:
-    accepted = ven.apply_shadow_config({"metering_interval_sec": 7, "circuit_priorities": {"HVAC": 1}})
-    assert accepted == {"metering_interval_sec": 7, "circuit_priorities": {"HVAC": 1}}
+    answer = ven.apply_shadow_config({"metering_interval_sec": 7, "circuit_priorities": {"HVAC": 1}})
+    assert answer == {"accepted": {"metering_interval_sec": 7, "circuit_priorities": {"HVAC": 1}}, "refused": {}}
     assert ven.config.metering_interval_sec == 7 and ven.config.circuit("HVAC").priority == 1
-    assert ven.apply_shadow_config({"metering_interval_sec": 0}) == {}
+    refused = ven.apply_shadow_config({"metering_interval_sec": 0})
+    assert refused["accepted"] == {} and "metering_interval_sec" in refused["refused"]["metering_interval_sec"]
+    assert ven.config.metering_interval_sec == 7
 
 
 def test_an_override_pins_a_circuit_and_periodic_ticks_run(ven: Any, server: TestServer, driver: FakeDriver) -> None:

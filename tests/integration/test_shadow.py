@@ -67,6 +67,12 @@ def test_desired_setting_goes_through_the_shadow_service_and_comes_back_reported
         refused = wait_until(lambda: (d := _shadow_get(backend)) and "rm_rf" in (d["state"].get("reported", {})
                              .get("desired_refused") or {}) and d, 30, 1.0, "the refusal reported")
         assert refused["state"]["delta"]["rm_rf"] is True and _interval(platform) == 2
+        # A setting the bridge passes but the VEN refuses: the VEN's own reason reaches the shadow, as the backend
+        # reads it (unknown circuits are named; known ones in the same setting are applied).
+        backend.publish(desired_topic, {"state": {"desired": {"circuit_priorities": {"Sauna": 1}}}})
+        why = wait_until(lambda: ((_shadow_get(backend)["state"].get("reported", {}).get("desired_refused") or {})
+                                  .get("circuit_priorities")), 30, 1.0, "the VEN's reason reported")
+        assert "unknown circuit(s): Sauna" in why, why
         # An update with a stale version is refused by the service (AWS's 409) and changes nothing.
         version = _shadow_get(backend)["version"]
         since = time.time()

@@ -102,3 +102,18 @@ def test_version_conflict_flow() -> None:
     sync.fresh_update()
     assert sync.on_rejected({"code": 409})
     assert sync.conflicts == 4
+
+
+def test_the_vens_reason_for_a_refused_setting_reaches_the_shadow() -> None:
+    from backendbridge.shadow_reporter import ShadowReporter
+
+    reporter = ShadowReporter()
+    outcome = reporter.take_delta({"state": {"metering_interval_sec": 5, "circuit_priorities": {"Sauna": 1}},
+                                   "version": 4})
+    reporter.settle(outcome, accepted={"accepted": {"metering_interval_sec": 5},
+                                       "refused": {"circuit_priorities": "unknown circuit(s): Sauna"}})
+    assert reporter.desired_refused == {"circuit_priorities": "unknown circuit(s): Sauna"}
+    assert reporter.desired_echo == {"metering_interval_sec": 5}
+    # An earlier VEN answered with the accepted settings only: the reason is then the generic one.
+    reporter.settle(outcome, accepted={"metering_interval_sec": 5})
+    assert reporter.desired_refused == {"circuit_priorities": "refused by the VEN"}

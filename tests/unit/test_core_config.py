@@ -98,3 +98,18 @@ def test_desired_shadow_settings_apply_only_to_known_circuits_and_valid_values()
     assert apply_desired_settings(cfg, {"unknown": 1})[1] == {}
     with pytest.raises(ValueError):
         apply_desired_settings(cfg, {"metering_interval_sec": -5})
+
+
+def test_a_refused_shadow_setting_carries_the_vens_reason() -> None:
+    from core_support import building_config
+
+    from venagent.core.config import desired_outcome
+
+    cfg = building_config()
+    data, accepted, refused = desired_outcome(cfg, {"circuit_priorities": {"HVAC": 0, "Sauna": 1}, "colour": "red"})
+    assert data is not None and accepted == {"circuit_priorities": {"HVAC": 0}}
+    assert refused == {"circuit_priorities": "unknown circuit(s): Sauna (the others were applied)",
+                       "colour": "not a setting the VEN takes from the shadow"}
+    data, accepted, refused = desired_outcome(cfg, {"metering_interval_sec": -5})
+    assert data is None and accepted == {}
+    assert "metering_interval_sec" in refused["metering_interval_sec"]

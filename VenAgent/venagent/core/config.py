@@ -146,6 +146,27 @@ def apply_desired_settings(config: VenConfig, change: Mapping[str, Any]) -> tupl
     return data, accepted
 
 
+def desired_outcome(config: VenConfig, change: Mapping[str, Any]
+                    ) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, str]]:
+    """:func:`apply_desired_settings` with the VEN's reason for each setting it does not take, so the reason can
+    reach the shadow (``desired_refused``) and the backend: (the new document or None, accepted, refused)."""
+    try:
+        data, accepted = apply_desired_settings(config, change)
+    except ValueError as exc:  # ConfigError: the result would not be a valid configuration
+        return None, {}, {str(key)[:64]: f"the VEN's configuration refuses it: {exc}"[:200] for key in change}
+    refused = {str(key)[:64]: "not a setting the VEN takes from the shadow" for key in change
+               if key not in ("metering_interval_sec", "circuit_priorities")}
+    priorities = change.get("circuit_priorities")
+    if isinstance(priorities, Mapping):
+        unknown = sorted(str(name) for name in priorities if config.circuit(str(name)) is None)
+        if unknown:
+            refused["circuit_priorities"] = (f"unknown circuit(s): {', '.join(unknown)}"
+                                             + (" (the others were applied)" if "circuit_priorities" in accepted else ""))[:200]
+    elif "circuit_priorities" in change:
+        refused["circuit_priorities"] = "must be an object {circuit name: priority}"
+    return data, accepted, refused
+
+
 def _json_friendly(data: Mapping[str, Any]) -> dict[str, Any]:
     """Strict mode refuses ints for float fields only when they are bools; JSON lists → tuples."""
     out = dict(data)
