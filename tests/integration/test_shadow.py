@@ -83,5 +83,6 @@ def test_desired_setting_goes_through_the_shadow_service_and_comes_back_reported
         assert rejected["code"] == 409 and rejected["message"] == "Version conflict"
         assert _shadow_get(backend)["state"]["desired"]["metering_interval_sec"] == -5
     finally:
-        backend.publish(desired_topic, {"state": {"desired": {"metering_interval_sec": before, "rm_rf": None}}})
+        backend.publish(desired_topic, {"state": {"desired": {"metering_interval_sec": before, "rm_rf": None,
+                                                              "circuit_priorities": None}}})
         wait_until(lambda: _interval(platform) == before, 20, 0.5, "interval reset")
