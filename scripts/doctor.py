@@ -23,6 +23,7 @@ import queue
 import select
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -30,8 +31,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _project_env  # noqa: F401 - the project's venv and packages, from any shell (scripts/_project_env.py)
-
-import contextlib
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -166,10 +165,7 @@ class Doctor:
         conn.set_connect_state()
         try:
             conn.do_handshake()
-            # TLS 1.3 reports a refused client certificate only after the handshake: read briefly.
-            if select.select([sock], [], [], 1.0)[0]:
-                with contextlib.suppress(SSL.ZeroReturnError):
-                    conn.recv(1)
+            self._await_refusal(conn, sock, 1.0)
         except SSL.Error as exc:
             raise Failure(f"TLS handshake with {self.a.endpoint}:{self.a.port} failed: {exc}: the server refused the "
                           "certificate, or certs/ca.pem is not the server's CA") from None
@@ -178,6 +174,21 @@ class Doctor:
         peer = [_cn(c.to_cryptography()) for c in (conn.get_peer_cert_chain() or [])]
         return f"{self.a.endpoint}:{self.a.port} {conn.get_protocol_version_name()}, server chain {' <- '.join(peer) or '?'}"
 
+
+    @staticmethod
+    def _await_refusal(conn: SSL.Connection, sock: socket.socket, seconds: float) -> None:
+        """TLS 1.3 reports a refused client certificate only after the handshake: listen for its alert briefly.
+        Non-blocking: the server's session tickets make the socket readable without any data to read, and a
+        blocking read would then wait until the broker drops a client that never sends CONNECT (~90 s)."""
+        sock.setblocking(False)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and select.select([sock], [], [], left)[0]:
+            try:
+                conn.recv(1)
+            except SSL.WantReadError:
+                continue  # a session ticket, no data: keep listening until the deadline
+            except SSL.ZeroReturnError:
+                return  # closed cleanly
 
     def round_trip(self) -> str:
         if not (self.a.certs / "cloud_backend.crt").exists():
