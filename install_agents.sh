@@ -179,19 +179,19 @@ ensure_agent platform.driver volttron-platform-driver==2.0.0rc9 \
 # The VEN's web page registers routes with platform.web and its state-changing RPCs are
 # protected: both are authorizations, granted before the agent (re)starts.
 VEN_PROTECTED_RPCS="handle_command send_event restore set_override apply_shadow_config"   # venagent/agent.py PROTECTED_RPCS
+VEN_WEB_CAPABILITIES="platform.web.register_endpoint platform.web.unregister_all_agent_routes platform.web.register_path_route platform.web.get_web_root"
 OPERATORS="$(echo ven.operator ${VEN_EXTRA_OPERATORS:-})"   # echo: one space between names, none at the end
 # Judged on the grants the platform holds (authz.json), not on what this script last did: `vctl remove` of
 # an agent deletes its grants, and an agent reinstalled without them answers every command AuthException.
 authz_missing() {   # prints each identity whose grants are missing or incomplete
-    python - "$VOLTTRON_HOME/authz.json" "$VEN_PROTECTED_RPCS" "$OPERATORS" <<'PY'
+    python - "$VOLTTRON_HOME/authz.json" "$VEN_PROTECTED_RPCS" "$OPERATORS" "$VEN_WEB_CAPABILITIES" <<'PY'
 import json, sys
 try:
     agents = json.load(open(sys.argv[1])).get("agents", {})
 except (OSError, ValueError):
     agents = {}
 protected = sys.argv[2].split()
-web = ["platform.web.register_endpoint", "platform.web.unregister_all_agent_routes",
-       "platform.web.register_path_route", "platform.web.get_web_root"]
+web = sys.argv[4].split()
 want = {"ven.agent": (protected, web), "ven.bridge": ([], ["ven.agent.handle_command", "ven.agent.apply_shadow_config"])}
 for operator in sys.argv[3].split():
     want[operator] = ([], [f"ven.agent.{m}" for m in protected])
@@ -205,9 +205,7 @@ ensure_grants() {   # when: "before" the agents (re)start, or "after" an install
     local missing_grants still
     missing_grants="$(authz_missing | tr '\n' ' ')"
     [ -n "${missing_grants// /}" ] || return 0
-    quiet vctl authz add agent ven.agent --rpc-capabilities platform.web.register_endpoint \
-        platform.web.unregister_all_agent_routes platform.web.register_path_route platform.web.get_web_root \
-        --protected-rpcs $VEN_PROTECTED_RPCS
+    quiet vctl authz add agent ven.agent --rpc-capabilities $VEN_WEB_CAPABILITIES --protected-rpcs $VEN_PROTECTED_RPCS
     # Who may change the building's state over VIP: the bridge (commands and shadow settings from
     # the cloud) and the operator tool (ven_rpc.py, ven_cmd_publish.py --local). Any other identity
     # may read (get_status, get_events, get_journal_since) but is refused these.

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ven_common.contract import timeout_order_problem
+from ven_common.contract import DEFAULT_DRIVER_TIMEOUT_SEC, DEFAULT_RPC_TIMEOUT_SEC, timeout_order_problem
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DEVICE = "campus/building/sim"
@@ -19,9 +19,6 @@ DEFAULT_DEVICE = "campus/building/sim"
 # and written through the real VOLTTRON Modbus driver. The VEN's circuits name points of one of
 # them; switching is configuration only.
 BUILDING_DEVICES = {"simbuilding": "campus/building/sim", "modbus": "campus/building/panel"}
-# The agents' defaults when a config file leaves the field out (backendbridge.config, venagent.core.config).
-BRIDGE_RPC_TIMEOUT_DEFAULT = 8.0
-VEN_DRIVER_TIMEOUT_DEFAULT = 3.0
 
 
 class RenderError(ValueError):
@@ -59,8 +56,8 @@ def render(out: Path, thing: str, certs: Path, device: str, endpoint: str | None
     })
     if backend_url:
         bridge["backend_url"] = backend_url
-    problem = timeout_order_problem(float(bridge.get("rpc_timeout_sec", BRIDGE_RPC_TIMEOUT_DEFAULT)),
-                                    float(ven.get("driver_timeout_sec", VEN_DRIVER_TIMEOUT_DEFAULT)))
+    problem = timeout_order_problem(float(bridge.get("rpc_timeout_sec", DEFAULT_RPC_TIMEOUT_SEC)),
+                                    float(ven.get("driver_timeout_sec", DEFAULT_DRIVER_TIMEOUT_SEC)))
     if problem:
         raise RenderError(problem)
     (out / "bridge.json").write_text(json.dumps(bridge, indent=2))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ven_common.contract import (
     AWS_MAX_INFLIGHT,
     AWS_MAX_PUBLISH_PER_SECOND,
+    DEFAULT_RPC_TIMEOUT_SEC,
     DEFAULT_THING_NAME,
     MqttTopics,
     resolve_thing_name,
@@ -111,7 +112,7 @@ class BridgeConfig(_Frozen):
 
     # Longer than the VEN's longest answer (its driver_timeout_sec, 3 s, plus the core's
     # milliseconds): a slow device gives a truthful ack from the VEN, never a false not_ready.
-    rpc_timeout_sec: float = Field(8.0, gt=0)
+    rpc_timeout_sec: float = Field(DEFAULT_RPC_TIMEOUT_SEC, gt=0)
     registration_enabled: bool = True
     registration_timeout_sec: float = Field(5.0, gt=0)
     latitude: float = Field(37.7749, ge=-90, le=90)

@@ -1,8 +1,7 @@
 """The wire contract shared by the VenAgent, the BackendBridgeAgent, the scripts and the tests.
 
-Every topic name, identity and payload field that crosses a process boundary is defined here
-once. The MQTT side is byte-compatible with the seed's operations guide
-(``../shared/reference/seed-ven-operations-guide.md``): fields are only ever added, never renamed.
+Every topic name, identity and payload field that crosses a process boundary is defined here once. The MQTT
+side is byte-compatible with the seed's ``docs/operations-guide.md``: fields are only ever added, never renamed.
 """
 
 from __future__ import annotations
@@ -17,10 +16,12 @@ DEFAULT_THING_NAME = "volttron_thing"
 THING_NAME_ENV = "IOT_THING_NAME"
 
 
-# The VEN answers a command once the driver answered its writes (at most its driver_timeout_sec) plus its own
-# work; the bridge waits rpc_timeout_sec for that answer. A bridge that gives up first answers not_ready for a
-# command the VEN then carries out. Checked wherever the two configurations meet (render_configs.py).
+# The VEN answers a command once the driver answered its writes (at most driver_timeout_sec) plus its own work;
+# the bridge waits rpc_timeout_sec for it, or answers not_ready for a command the VEN then carries out. Checked
+# where both configurations meet (render_configs.py); the defaults are read by both agents' config models.
 COMMAND_ANSWER_MARGIN_SEC = 2.0
+DEFAULT_DRIVER_TIMEOUT_SEC = 3.0
+DEFAULT_RPC_TIMEOUT_SEC = 8.0
 
 
 def timeout_order_problem(rpc_timeout_sec: float, driver_timeout_sec: float) -> str | None:

@@ -53,6 +53,11 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def requirement_name(spec: str) -> str:
+    """The normalized distribution name of a PEP 508 requirement (``x==1 ; marker``, ``x (==1)``, ``x @ url``)."""
+    return normalize(re.split(r"[\s@=<>!~;(\[]", spec.strip(), maxsplit=1)[0])
+
+
 @dataclass(frozen=True)
 class Locked:
     name: str
@@ -175,7 +180,7 @@ def _added_dependencies(project: Path) -> dict[str, object]:
     locked = {p.name for p in read_lock()}
     added: dict[str, object] = {}
     for spec in data.get("project", {}).get("dependencies", []):
-        name = normalize(re.split(r"[\s@=<>!~;(\[]", spec, maxsplit=1)[0])
+        name = requirement_name(spec)
         if name not in locked:
             added[spec] = data.get("tool", {}).get("poetry", {}).get("dependencies", {}).get(name)
     return added
@@ -191,7 +196,7 @@ def _merge(template: str, added: Mapping[str, object]) -> str:
     for spec, poetry_table in added.items():
         deps.append(spec)
         if isinstance(poetry_table, dict):
-            develop[normalize(re.split(r"[\s@=<>!~;(\[]", spec, maxsplit=1)[0])] = poetry_table
+            develop[requirement_name(spec)] = poetry_table
     if develop:
         tool_deps = doc["tool"]["poetry"].setdefault("dependencies", tomlkit.table())
         for name, table in develop.items():
@@ -206,7 +211,7 @@ def verify() -> list[str]:
     problems = []
     locked = read_lock()
     project = tomllib.loads((LOCK_DIR / "pyproject.toml").read_text())
-    pins = {normalize(re.split(r"[=\s;]", s, maxsplit=1)[0]): s for s in project["project"]["dependencies"]}
+    pins = {requirement_name(s): s for s in project["project"]["dependencies"]}
     for package in locked:
         if pins.get(package.name, "").replace(" ", "") != package.pin.replace(" ", ""):
             problems.append(f"config/vhome/pyproject.toml pins {pins.get(package.name)!r}, the lock has {package.pin!r}")

@@ -23,9 +23,9 @@ from ven_common.lockset import (
     Locked,
     LocksetError,
     index_url,
-    normalize,
     poetry,
     read_lock,
+    requirement_name,
     requirement_pins,
     verify,
 )
@@ -117,8 +117,7 @@ def _keep_pins(roots: list[str], current: dict[str, str]) -> list[str]:
     """The current pins, plus each root the current set lacks (a root added since the last refresh)."""
     pins = [f"{name}=={version}" for name, version in sorted(current.items())]
     for root in roots:
-        name = normalize(root.split(";")[0].split("=")[0].split("<")[0].split(">")[0].split("[")[0].strip())
-        if name not in current:
+        if requirement_name(root) not in current:
             pins.append(root)
     return pins
 

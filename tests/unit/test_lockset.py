@@ -59,8 +59,7 @@ def test_the_roots_are_locked() -> None:
     project = tomllib.loads((REPO / "config/vhome/pyproject.toml").read_text())
     locked = {p.name for p in lockset.read_lock()}
     for root in project["tool"]["ven"]["roots"]:
-        name = lockset.normalize(root.split("=")[0].split("<")[0].split(">")[0].strip())
-        assert name in locked, root
+        assert lockset.requirement_name(root) in locked, root
 
 
 def test_seeding_fills_in_the_index_and_is_done_once(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ven_common.contract import DEFAULT_DRIVER_TIMEOUT_SEC
+
 from venagent.core.errors import ConfigError
 
 _MODEL_CONFIG = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
@@ -67,7 +69,7 @@ class VenConfig(BaseModel):
     stale_after_sec: float = Field(default=5.0, gt=0)
     # The longest the VEN waits for the driver to confirm a write before it answers a command
     # (devices are written in parallel); the bridge's rpc_timeout_sec must be longer.
-    driver_timeout_sec: float = Field(default=3.0, gt=0, le=30)
+    driver_timeout_sec: float = Field(default=DEFAULT_DRIVER_TIMEOUT_SEC, gt=0, le=30)
     ack_cache_size: int = Field(default=10000, ge=1)
     circuits: tuple[CircuitConfig, ...] = Field(min_length=1)
     meter: MeterConfig | None = None
